@@ -1,0 +1,1 @@
+"""mailgate: a help-desk mail gateway that turns mail into tickets."""

@@ -1,0 +1,5 @@
+"""``python -m mailgate``."""
+
+from mailgate.cli import main
+
+main()

@@ -1,0 +1,53 @@
+"""``mailgate check-config``: everything that can be wrong before the daemon starts.
+
+Each problem names file, key and reason.  Warnings are for settings that work but
+that a careful sysadmin would not run in production.
+"""
+
+from __future__ import annotations
+
+from mailgate.config import Config, ConfigError
+from mailgate.durations import parse_duration
+from mailgate.outbound.compose import FALLBACK_LANGUAGE, Templates
+from mailgate.policy import load_policy
+
+# Templates the code renders; every one must exist in the fallback language.
+TEMPLATE_NAMES = (
+    "auto_reply", "staff_new_ticket", "staff_customer_reply", "not_contracted", "sales_forward",
+)
+
+
+def check_all(config: Config) -> tuple[list[str], list[str]]:
+    """``(errors, warnings)`` for ``config`` and the rules and templates it points at."""
+    errors: list[str] = []
+    warnings: list[str] = []
+    src = config.source
+    try:
+        policy = load_policy(config.paths.rules)
+    except ConfigError as exc:
+        errors += exc.problems
+        policy = None
+    templates = Templates(config.paths.templates)
+    for name in TEMPLATE_NAMES:
+        if not templates.exists(FALLBACK_LANGUAGE, name):
+            errors.append(f"{config.paths.templates}/{FALLBACK_LANGUAGE}/{name}: template "
+                          "missing (needs .subject.j2 and .txt.j2)")
+    if policy:
+        for company in policy.companies:
+            if not (config.paths.templates / company.language).is_dir():
+                warnings.append(f"company {company.name!r}: no templates in language "
+                                f"{company.language!r}; it gets {FALLBACK_LANGUAGE}")
+    for key, value in (("outbound.max_age", config.outbound.max_age),
+                       *((f"imap[{i}].poll_interval", a.poll_interval)
+                         for i, a in enumerate(config.imap))):
+        try:
+            parse_duration(value)
+        except ValueError as exc:
+            errors.append(f"{src}:{key}: {exc}")
+    if config.staff.auth == "none":
+        warnings.append(f"{src}:staff.auth: 'none' trusts any From: of a staff address; "
+                        "use it only in a lab")
+    if not config.staff.notify:
+        warnings.append(f"{src}:staff.notify: not set; staff hear of new tickets only "
+                        "through an assignee")
+    return errors, warnings

@@ -1,0 +1,87 @@
+"""Find the ticket a message belongs to (SPEC §3 step 4).
+
+In order: a Message-ID in In-Reply-To/References that we sent about a ticket (its
+token must match), or one we received on a ticket; else the subject tag ``[#N]`` or a
+bare ``#N`` naming a ticket that exists.  The match says how it was found, because
+authorization treats a tokenised reply differently from a typed number.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from sqlmodel import Session, select
+
+from mailgate import msgids
+from mailgate.message import ParsedMail
+from mailgate.models import Article, Ticket
+
+VIA_TOKEN, VIA_REFERENCE, VIA_SUBJECT = "token", "reference", "subject"
+
+# A bare tag: "#123" not preceded by a word character or "&" (HTML entities).
+_BARE_TAG = re.compile(r"(?<![\w&#])#(\d{1,9})\b")
+
+
+@dataclass
+class ThreadMatch:
+    """The ticket found and how: ``token``, ``reference`` or ``subject``."""
+
+    ticket: Ticket
+    via: str
+
+
+class SubjectTag:
+    """Formats and finds the subject tag configured as ``tickets.subject_tag``."""
+
+    def __init__(self, fmt: str):
+        self.fmt = fmt
+        before, _, after = fmt.partition("{number}")
+        self._configured = re.compile(re.escape(before) + r"(\d{1,9})" + re.escape(after))
+
+    def format(self, number: int) -> str:
+        """The tag for ticket ``number``, e.g. ``[#10001]``."""
+        return self.fmt.format(number=number)
+
+    def numbers(self, subject: str) -> list[int]:
+        """Ticket numbers named in ``subject``: configured tags first, then bare ``#N``."""
+        found = [int(n) for n in self._configured.findall(subject)]
+        found += [int(n) for n in _BARE_TAG.findall(subject) if int(n) not in found]
+        return found
+
+    def tagged(self, subject: str, number: int) -> str:
+        """``subject`` carrying the tag of ``number`` exactly once."""
+        if number in self.numbers(subject):
+            return subject
+        return f"{self.format(number)} {subject}".strip()
+
+
+def thread(session: Session, mail: ParsedMail, tag: SubjectTag, domain: str) -> ThreadMatch | None:
+    """The ticket ``mail`` belongs to, or None for a new ticket."""
+    referenced = list(dict.fromkeys(mail.in_reply_to + mail.references[::-1]))
+    for message_id in referenced:
+        match = _by_message_id(session, message_id, domain)
+        if match:
+            return match
+    for number in tag.numbers(mail.subject):
+        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        if ticket:
+            return ThreadMatch(ticket, VIA_SUBJECT)
+    return None
+
+
+def _by_message_id(session: Session, message_id: str, domain: str) -> ThreadMatch | None:
+    ours = msgids.parse(message_id, domain)
+    if ours:
+        number, token = ours
+        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        # A wrong token is a forgery or a guess: it threads nothing.
+        if ticket and ticket.token == token:
+            return ThreadMatch(ticket, VIA_TOKEN)
+        return None
+    article = session.exec(
+        select(Article).where(Article.message_id == message_id, Article.direction == "in")
+    ).first()
+    if article:
+        return ThreadMatch(session.get(Ticket, article.ticket_id), VIA_REFERENCE)
+    return None

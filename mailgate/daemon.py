@@ -1,0 +1,125 @@
+"""``mailgate serve``: the asyncio loop with the listener, the pipeline worker and the
+outbox worker.
+
+Intake and processing are separate: the listener only spools, the worker processes
+pending rows in arrival order (so a reply is never handled before the mail that
+opened its ticket).  SIGTERM drains: the listening socket closes, messages being
+received finish, the worker finishes the row it has, and the process exits 0;
+anything still pending waits in the spool for the next start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import socket
+
+from sqlalchemy.exc import OperationalError
+
+from mailgate import pipeline, spool
+from mailgate.bootstrap import Services
+from mailgate.inbound.listener import SpoolHandler, smtp_factory
+from mailgate.outbound import send
+
+log = logging.getLogger("mailgate.daemon")
+
+IDLE_POLL = 5.0  # seconds between looks at the spool/outbox when nothing woke us
+DB_BACKOFF = 5.0  # seconds to wait after the database refused work
+DRAIN_TIMEOUT = 30.0  # seconds SIGTERM waits for messages being received
+
+
+class Daemon:
+    """One running instance of ``mailgate serve``."""
+
+    def __init__(self, svc: Services, *, process: bool = True):
+        self.svc = svc
+        self.process = process
+        self.stopping = asyncio.Event()
+        self.spooled = asyncio.Event()
+        self.queued = asyncio.Event()
+        self.handler = SpoolHandler(svc, self.spooled.set)
+        self.sessions: set = set()
+
+    async def run(self) -> int:
+        """Serve until SIGTERM/SIGINT, then drain; returns the exit status."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stopping.set)
+        server = await self._listen() if self.svc.config.smtp.enabled else None
+        workers = []
+        if self.process:
+            workers = [asyncio.create_task(self._pipeline_worker()),
+                       asyncio.create_task(self._outbox_worker())]
+        log.info("ready%s", "" if self.process else " (intake only: nothing is processed)")
+        await self.stopping.wait()
+        log.info("stopping: draining")
+        if server is not None:
+            await self._drain(server)
+        self.spooled.set()
+        self.queued.set()
+        await asyncio.gather(*workers)
+        log.info("stopped")
+        return 0
+
+    async def _listen(self) -> asyncio.AbstractServer:
+        cfg = self.svc.config.smtp
+        factory = smtp_factory(self.svc, self.handler, socket.gethostname())
+
+        def tracked():
+            protocol = factory()
+            self.sessions.add(protocol)
+            return protocol
+
+        server = await asyncio.get_running_loop().create_server(tracked, cfg.host, cfg.port)
+        port = server.sockets[0].getsockname()[1]
+        log.info("listening for %s on %s:%s", cfg.protocol.upper(), cfg.host, port)
+        return server
+
+    async def _drain(self, server: asyncio.AbstractServer) -> None:
+        """Stop accepting, let messages in DATA finish, then close idle sessions."""
+        server.close()
+        deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
+        while self.handler.in_flight and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.05)
+        for protocol in self.sessions:
+            if protocol.transport is not None:
+                protocol.transport.close()
+
+    async def _pipeline_worker(self) -> None:
+        while not self.stopping.is_set():
+            try:
+                ids = await asyncio.to_thread(spool.pending_ids, self.svc.engine)
+                for spool_id in ids:
+                    if self.stopping.is_set():
+                        return
+                    await asyncio.to_thread(pipeline.process, self.svc, spool_id)
+                    self.queued.set()
+            except OperationalError as exc:
+                log.error("database unavailable, pipeline waits %ss: %s", DB_BACKOFF, exc)
+                await self._nap(self.stopping, DB_BACKOFF)
+                continue
+            if not ids:
+                await self._nap(self.spooled, IDLE_POLL)
+
+    async def _outbox_worker(self) -> None:
+        transport = send.make_transport(self.svc.config.outbound)
+        while not self.stopping.is_set():
+            try:
+                handled = await asyncio.to_thread(
+                    send.drain, self.svc.engine, transport, self.svc.config.outbound,
+                    self.svc.clock(), stop=self.stopping.is_set,
+                )
+            except OperationalError as exc:
+                log.error("database unavailable, outbox waits %ss: %s", DB_BACKOFF, exc)
+                handled = 0
+            if not handled:
+                await self._nap(self.queued, IDLE_POLL)
+
+    async def _nap(self, event: asyncio.Event, timeout: float) -> None:
+        """Wait for ``event``, a stop, or ``timeout`` seconds; then clear ``event``."""
+        waiters = [asyncio.create_task(event.wait()), asyncio.create_task(self.stopping.wait())]
+        await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        for waiter in waiters:
+            waiter.cancel()
+        event.clear()

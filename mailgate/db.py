@@ -1,0 +1,87 @@
+"""Engine, sessions and schema migrations (Alembic, shipped inside the package)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
+from sqlmodel import Session, create_engine
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+
+# Errors that mean "the database cannot take this right now": the doors answer
+# tempfail (451, exit 75) for these, never a permanent refusal.
+TRANSIENT_ERRORS = (DBAPIError, OSError, TimeoutError)
+
+
+def make_engine(url: str, busy_timeout_ms: int = 5000) -> Engine:
+    """An engine for ``url``; SQLite gets WAL, full sync and a busy timeout."""
+    if url.startswith("sqlite"):
+        path = url.removeprefix("sqlite:///")
+        if path and path != ":memory:":
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        engine = create_engine(url, connect_args={"timeout": busy_timeout_ms / 1000})
+        _tune_sqlite(engine, busy_timeout_ms)
+        return engine
+    return create_engine(url, pool_pre_ping=True)
+
+
+def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
+    """Durable SQLite: WAL plus synchronous=FULL, so a 250 survives power loss.
+
+    pysqlite's own transaction handling is switched off and BEGIN is emitted by
+    SQLAlchemy, as its documentation recommends, so that transactions are real.
+    """
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn, _record):
+        dbapi_conn.isolation_level = None
+        cur = dbapi_conn.cursor()
+        cur.execute("PRAGMA journal_mode=WAL")
+        cur.execute("PRAGMA synchronous=FULL")
+        cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
+        cur.execute("PRAGMA foreign_keys=ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn):
+        conn.exec_driver_sql("BEGIN")
+
+
+@contextmanager
+def session_scope(engine: Engine):
+    """A session whose transaction commits on success and rolls back on error."""
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _alembic_config(engine: Engine) -> AlembicConfig:
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    cfg.attributes["engine"] = engine
+    return cfg
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to ``revision`` (``mailgate db upgrade``)."""
+    command.upgrade(_alembic_config(engine), revision)
+
+
+def schema_state(engine: Engine) -> tuple[str | None, str]:
+    """The database's current revision and the package's head revision."""
+    head = ScriptDirectory.from_config(_alembic_config(engine)).get_current_head()
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    return current, head

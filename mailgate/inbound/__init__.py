@@ -1,0 +1,1 @@
+"""Inbound doors: thin adapters from a mail protocol to the spool."""

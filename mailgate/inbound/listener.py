@@ -1,0 +1,90 @@
+"""The SMTP door (aiosmtpd): recipients checked at RCPT, raw bytes spooled at DATA.
+
+The door knows nothing of tickets.  It answers ``250`` only after the spool commit,
+``550 5.1.1`` for an address no ``[[mailbox]]`` owns, ``552 5.3.4`` over
+``max_message_size`` and ``451 4.3.0`` whenever the message cannot be stored
+(RFC 3463 enhanced status codes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiosmtpd.smtp import SMTP
+
+from mailgate import spool
+from mailgate.bootstrap import Services
+
+log = logging.getLogger("mailgate.smtp")
+
+REPLY_RCPT_OK = "250 2.1.5 Recipient ok"
+REPLY_ACCEPTED = "250 2.0.0 Ok: queued as {id}"
+REPLY_DUPLICATE = "250 2.0.0 Ok: already received as {id}"
+REPLY_NO_MAILBOX = "550 5.1.1 <{address}>: no such mailbox here"
+REPLY_TOO_BIG = "552 5.3.4 Message too big: the limit here is {limit} bytes"
+REPLY_TEMPFAIL = "451 4.3.0 Cannot store the message now ({reason}); try again later"
+
+# aiosmtpd's own size refusals carry no enhanced status code; ours do.
+_AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size exceeds")
+
+
+class MailgateSMTP(SMTP):
+    """aiosmtpd's SMTP with our wording of its built-in size refusals."""
+
+    async def push(self, status: str) -> None:
+        """Send ``status``, rewriting aiosmtpd's 552 replies to ``REPLY_TOO_BIG``."""
+        if status.startswith(_AIOSMTPD_TOO_BIG):
+            status = REPLY_TOO_BIG.format(limit=self.data_size_limit)
+        await super().push(status)
+
+
+class SpoolHandler:
+    """aiosmtpd handler: check recipients, spool the message, then acknowledge."""
+
+    def __init__(self, svc: Services, on_spooled: Callable[[], None], door: str = "smtp"):
+        self.svc = svc
+        self.on_spooled = on_spooled
+        self.door = door
+        self.in_flight = 0
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        """Accept only addresses that a ``[[mailbox]]`` owns."""
+        if self.svc.config.mailbox_for(address) is None:
+            return REPLY_NO_MAILBOX.format(address=address)
+        envelope.rcpt_tos.append(address)
+        return REPLY_RCPT_OK
+
+    async def handle_DATA(self, server, session, envelope):
+        """Commit the raw message to the spool, then answer 250 (or 451)."""
+        self.in_flight += 1
+        try:
+            stored = await asyncio.to_thread(
+                spool.intake, self.svc.engine, envelope.original_content,
+                door=self.door, mail_from=envelope.mail_from or "",
+                rcpt_tos=[r.lower() for r in envelope.rcpt_tos], now=self.svc.clock(),
+            )
+        except Exception as exc:  # noqa: BLE001 - any storage failure is a tempfail
+            log.error("cannot spool message from %s: %s", envelope.mail_from, exc)
+            return REPLY_TEMPFAIL.format(reason=type(exc).__name__)
+        finally:
+            self.in_flight -= 1
+        self.on_spooled()
+        template = REPLY_DUPLICATE if stored.duplicate else REPLY_ACCEPTED
+        return template.format(id=stored.spool_id)
+
+
+def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callable[[], SMTP]:
+    """A protocol factory for ``loop.create_server``.
+
+    ``hostname`` is passed in because aiosmtpd's default, ``socket.getfqdn()``, may
+    wait on DNS for every connection.
+    """
+    limit = svc.config.smtp.max_message_size
+
+    def factory() -> SMTP:
+        return MailgateSMTP(handler, hostname=hostname, data_size_limit=limit,
+                            enable_SMTPUTF8=True, decode_data=False, ident="mailgate")
+
+    return factory

@@ -1,0 +1,192 @@
+"""Parse once: raw bytes to a ``ParsedMail`` that every later step reads.
+
+mail-parser does the MIME walk and decoding; the stdlib decodes the headers we rely
+on, because mail-parser keeps only the last of repeated headers.  Broken MIME, unknown
+charsets and garbage headers degrade to replacement characters and empty fields;
+``parse`` never raises on content (a message that mail-parser itself cannot walk falls
+back to the stdlib walk).
+"""
+
+from __future__ import annotations
+
+import base64
+import email
+import email.policy
+import hashlib
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from email.header import decode_header, make_header
+from email.message import Message
+from email.utils import getaddresses, parseaddr, parsedate_to_datetime
+
+import mailparser
+from inscriptis import get_text
+
+# mail-parser logs a warning for every content type it does not render as text.
+logging.getLogger("mailparser").setLevel(logging.ERROR)
+
+MSGID_RE = re.compile(r"<[^<>\s]+>")
+
+
+@dataclass
+class AttachmentInfo:
+    """One attachment: name, type, size, digest and (capped by the caller) bytes."""
+
+    filename: str
+    content_type: str
+    size: int
+    sha256: str
+    data: bytes
+
+
+@dataclass
+class ParsedMail:
+    """What the pipeline needs of a message, decoded."""
+
+    from_addr: str = ""
+    from_name: str = ""
+    to: list[str] = field(default_factory=list)
+    cc: list[str] = field(default_factory=list)
+    reply_to: list[str] = field(default_factory=list)
+    subject: str = ""
+    message_id: str | None = None
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    date: datetime | None = None
+    text: str = ""
+    html: str | None = None
+    attachments: list[AttachmentInfo] = field(default_factory=list)
+    headers: dict[str, list[str]] = field(default_factory=dict)
+    content_type: str = "text/plain"
+
+    def header(self, name: str) -> str:
+        """The first value of header ``name`` (case-insensitive), or ``""``."""
+        values = self.headers.get(name.lower())
+        return values[0] if values else ""
+
+
+def parse(raw: bytes) -> ParsedMail:
+    """Decode ``raw`` into a ``ParsedMail``; never raises on malformed content."""
+    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    mail = _headers(msg)
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+        text_parts, html_parts = parsed.text_plain, parsed.text_html
+        mail.attachments = [_attachment(a) for a in parsed.attachments]
+    except Exception:  # noqa: BLE001 - mail-parser has its own bugs; degrade, never crash
+        text_parts, html_parts = _walk_bodies(msg)
+    mail.html = "\n".join(html_parts) if html_parts else None
+    mail.text = "\n".join(text_parts) if text_parts else _html_to_text(mail.html)
+    return mail
+
+
+def _headers(msg: Message) -> ParsedMail:
+    headers: dict[str, list[str]] = {}
+    for name, value in msg.items():
+        headers.setdefault(name.lower(), []).append(decode_text(value))
+    mail = ParsedMail(headers=headers)
+    mail.from_name, mail.from_addr = _first_address(headers.get("from", []))
+    mail.to = _addresses(headers.get("to", []))
+    mail.cc = _addresses(headers.get("cc", []))
+    mail.reply_to = _addresses(headers.get("reply-to", []))
+    mail.subject = _one_line(mail.header("subject"))
+    ids = MSGID_RE.findall(mail.header("message-id"))
+    mail.message_id = ids[0] if ids else None
+    mail.in_reply_to = MSGID_RE.findall(mail.header("in-reply-to"))
+    mail.references = MSGID_RE.findall(" ".join(headers.get("references", [])))
+    mail.date = _date(mail.header("date"))
+    mail.content_type = (msg.get_content_type() or "text/plain").lower()
+    return mail
+
+
+def decode_text(value) -> str:
+    """An RFC 2047 header value as text; undecodable bytes become U+FFFD."""
+    if not isinstance(value, str):
+        value = str(value)
+    try:
+        return str(make_header(decode_header(value)))
+    except Exception:  # noqa: BLE001 - unknown charsets, bad base64, surrogates
+        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+def _one_line(value: str) -> str:
+    """Fold header continuations; a subject is one line however it arrived."""
+    return " ".join(value.split())
+
+
+def _first_address(values: list[str]) -> tuple[str, str]:
+    pairs = getaddresses(values) if values else []
+    for name, addr in pairs:
+        if "@" in addr:
+            return _one_line(name), addr.strip().lower()
+    return "", parseaddr(values[0])[1].strip().lower() if values else ""
+
+
+def _addresses(values: list[str]) -> list[str]:
+    seen: list[str] = []
+    for _name, addr in getaddresses(values):
+        addr = addr.strip().lower()
+        if "@" in addr and addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+def _date(value: str) -> datetime | None:
+    try:
+        return parsedate_to_datetime(value) if value else None
+    except (TypeError, ValueError, IndexError):
+        return None
+
+
+def _attachment(info: dict) -> AttachmentInfo:
+    payload = info.get("payload") or ""
+    if info.get("binary"):
+        try:
+            data = base64.b64decode(payload)
+        except ValueError:
+            data = payload.encode("utf-8", "replace")
+    else:
+        data = payload.encode("utf-8", "replace")
+    return AttachmentInfo(
+        filename=_safe_name(info.get("filename") or ""),
+        content_type=(info.get("mail_content_type") or "application/octet-stream").lower(),
+        size=len(data),
+        sha256=hashlib.sha256(data).hexdigest(),
+        data=data,
+    )
+
+
+def _safe_name(name: str) -> str:
+    """A file name without folders or control characters, fit to show or store."""
+    name = decode_text(name).replace("\\", "/").rsplit("/", 1)[-1]
+    return "".join(c for c in name if c.isprintable()).strip(". ")[:200]
+
+
+def _walk_bodies(msg: Message) -> tuple[list[str], list[str]]:
+    """The stdlib walk used when mail-parser fails on a message."""
+    texts, htmls = [], []
+    for part in msg.walk():
+        if part.is_multipart() or part.get_filename():
+            continue
+        kind = part.get_content_type()
+        if kind in ("text/plain", "text/html"):
+            payload = part.get_payload(decode=True) or b""
+            charset = part.get_content_charset() or "utf-8"
+            try:
+                body = payload.decode(charset, "replace")
+            except LookupError:
+                body = payload.decode("utf-8", "replace")
+            (texts if kind == "text/plain" else htmls).append(body)
+    return texts, htmls
+
+
+def _html_to_text(html: str | None) -> str:
+    """HTML-only mail becomes readable text (inscriptis keeps lists and tables)."""
+    if not html:
+        return ""
+    try:
+        return get_text(html).strip()
+    except Exception:  # noqa: BLE001 - pathological HTML must not stop the mail
+        return re.sub(r"<[^>]*>", " ", html)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the mailgate schema; run with ``mailgate db upgrade``."""

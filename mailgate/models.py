@@ -1,0 +1,202 @@
+"""SQLModel tables: the spool, tickets and what hangs off them, the outbox.
+
+The database is the queue (ARCHITECTURE principle 1): raw inbound mail waits in
+``spool``, outbound mail in ``outbox``; both are processed exactly once because their
+state changes commit in the same transaction as the work they record.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from sqlalchemy import JSON, Column, DateTime, LargeBinary, Text, TypeDecorator, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+
+class UTCDateTime(TypeDecorator):
+    """Timezone-aware UTC datetimes on every backend (SQLite drops the offset)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return None if value is None else value.astimezone(UTC)
+
+    def process_result_value(self, value, dialect):
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware in UTC."""
+    return datetime.now(UTC)
+
+
+def _when(**kw) -> Field:
+    if "default" not in kw:
+        kw["default_factory"] = utcnow
+    return Field(sa_type=UTCDateTime, **kw)
+
+
+def _json(**kw) -> Field:
+    return Field(sa_column=Column(JSON, nullable=False), **kw)
+
+
+class Company(SQLModel, table=True):
+    """A contracted company; rows are synchronised from ``rules/companies.toml``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True)
+    domains: list[str] = _json(default_factory=list)
+    language: str = "en"
+    plan: str = "standard"
+    managers: list[str] = _json(default_factory=list)
+    managers_copy: bool = False
+    active: bool = True
+
+
+class Contact(SQLModel, table=True):
+    """A person who wrote to us; ``company_id`` is null for unknown senders."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(unique=True)
+    name: str = ""
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    created_at: datetime = _when()
+
+
+class Staff(SQLModel, table=True):
+    """A technician; rows are synchronised from ``rules/staff.toml``."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    address: str = Field(unique=True)
+    name: str = ""
+    skills: list[str] = _json(default_factory=list)
+    active: bool = True
+
+
+class Ticket(SQLModel, table=True):
+    """A ticket; ``token`` is the secret that our outbound Message-IDs carry."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    number: int = Field(unique=True)
+    token: str
+    subject: str = ""
+    status: str = "new"
+    priority: str = "P3"
+    category: str | None = None
+    origin: str = "mail"
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    requester: str = ""
+    assignee: str | None = None
+    created_at: datetime = _when()
+    updated_at: datetime = _when()
+    response_due: datetime | None = _when(default=None)
+    eta: datetime | None = _when(default=None)
+    merged_into: int | None = None
+    time_spent_hours: float = 0.0
+
+
+class Participant(SQLModel, table=True):
+    """An address that takes part in a ticket (requester, To, Cc)."""
+
+    __table_args__ = (UniqueConstraint("ticket_id", "address"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    address: str
+    role: str = "cc"
+
+
+class Article(SQLModel, table=True):
+    """One mail on a ticket, in or out; ``text`` is what the mail says."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    direction: str = "in"
+    message_id: str | None = Field(default=None, index=True)
+    from_addr: str = ""
+    to: list[str] = _json(default_factory=list)
+    cc: list[str] = _json(default_factory=list)
+    subject: str = ""
+    text: str = Field(default="", sa_type=Text)
+    html: str | None = Field(default=None, sa_type=Text)
+    internal: bool = False
+    spool_id: int | None = Field(default=None, foreign_key="spool.id")
+    created_at: datetime = _when()
+
+
+class Attachment(SQLModel, table=True):
+    """A file of an article; its bytes stay in the raw message kept in the spool."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    article_id: int = Field(foreign_key="article.id", index=True)
+    filename: str = ""
+    content_type: str = "application/octet-stream"
+    size: int = 0
+    sha256: str = ""
+
+
+class Event(SQLModel, table=True):
+    """Something that happened on a ticket: who, when, what, from which message."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    kind: str
+    at: datetime = _when()
+    actor: str = ""
+    detail: str = Field(default="", sa_type=Text)
+    spool_id: int | None = Field(default=None, foreign_key="spool.id")
+
+
+class Spool(SQLModel, table=True):
+    """A received message, committed before it is acknowledged.
+
+    ``dedupe_key`` is the Message-ID, or the sha256 of the raw bytes when there is
+    none; its uniqueness is what makes a second delivery a no-op.
+    """
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(unique=True)
+    message_id: str | None = None
+    door: str = "smtp"
+    mail_from: str = ""
+    rcpt_tos: list[str] = _json(default_factory=list)
+    raw: bytes = Field(sa_type=LargeBinary)
+    size: int = 0
+    received_at: datetime = _when()
+    state: str = Field(default="pending", index=True)
+    outcome: str | None = None
+    ticket_number: int | None = None
+    error: str | None = Field(default=None, sa_type=Text)
+    attempts: int = 0
+    processed_at: datetime | None = _when(default=None)
+
+
+class Outbox(SQLModel, table=True):
+    """A rendered outbound mail waiting to be sent, sent, or given up on."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_number: int | None = Field(default=None, index=True)
+    template: str = ""
+    mail_from: str = ""
+    to: str = Field(index=True)
+    subject: str = ""
+    message_id: str = Field(index=True)
+    message: bytes = Field(sa_type=LargeBinary)
+    automatic: bool = True
+    state: str = Field(default="queued", index=True)
+    attempts: int = 0
+    created_at: datetime = _when()
+    next_attempt_at: datetime = _when()
+    sent_at: datetime | None = _when(default=None)
+    last_error: str | None = Field(default=None, sa_type=Text)
+
+
+class Counter(SQLModel, table=True):
+    """Named counters; ``ticket`` numbers tickets without gaps between instances."""
+
+    name: str = Field(primary_key=True)
+    value: int = 0

@@ -1,0 +1,128 @@
+"""Which mails a change calls for, rendered and queued in the same transaction.
+
+Customer-facing automatic mail passes ``autoreply.refusal`` first (RFC 3834); a
+refusal is recorded as an event on the ticket, so "why did the customer get no
+answer?" has an answer.  Staff mail is internal and is not rate limited.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+
+from sqlmodel import Session
+
+from mailgate import msgids, tickets
+from mailgate.bootstrap import Services
+from mailgate.config import MailboxConfig
+from mailgate.message import ParsedMail
+from mailgate.models import Company, Outbox, Ticket
+from mailgate.outbound import autoreply
+from mailgate.outbound.compose import Envelope, build
+from mailgate.outbound.outbox import enqueue
+
+# References grow with every reply; keep the thread's root and the latest ones.
+MAX_REFERENCES = 20
+
+
+@dataclass
+class Notice:
+    """A mail to queue: template, recipient, language and what it answers."""
+
+    template: str
+    to: str
+    lang: str
+    context: dict
+    answering: ParsedMail | None = None
+    automatic: bool = True
+
+
+class Notifier:
+    """Queues the mails of one pipeline run."""
+
+    def __init__(self, svc: Services, session: Session, mailbox: MailboxConfig, now: datetime):
+        self.svc, self.session, self.mailbox, self.now = svc, session, mailbox, now
+
+    def context(self, ticket: Ticket | None, company: Company | None, mail: ParsedMail) -> dict:
+        """The template variables for a mail about ``ticket`` answering ``mail``."""
+        ctx = {
+            "received_subject": mail.subject,
+            "sender": {"address": mail.from_addr, "name": mail.from_name},
+            "text": mail.text,
+            "company": company.name if company else None,
+            "mailbox": self.mailbox.address,
+            "ticket": None,
+            "tag": "",
+        }
+        if ticket is not None:
+            plan = self.svc.policy.plan(company.plan if company else None)
+            ctx["tag"] = self.svc.tag.format(ticket.number)
+            ctx["ticket"] = {
+                "number": ticket.number, "subject": ticket.subject, "status": ticket.status,
+                "priority": plan.label(ticket.priority), "origin": ticket.origin,
+                "requester": ticket.requester, "response_due": ticket.response_due,
+            }
+        return ctx
+
+    def to_customer(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
+        """Queue an automatic customer mail unless RFC 3834 or the rate limit forbid it."""
+        cfg = self.svc.config
+        why_not = autoreply.refusal(self.session, notice.to, own=cfg.own_addresses,
+                                    limit=cfg.outbound.auto_reply_limit, now=self.now)
+        if why_not:
+            if ticket is not None:
+                tickets.record(self.session, ticket, "auto_mail_suppressed", self.now,
+                               detail=f"{notice.template} not sent: {why_not}")
+            return None
+        return self.queue(notice, ticket, "auto-replied")
+
+    def to_staff(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
+        """Queue an internal mail to staff (never to one of our own addresses)."""
+        if not notice.to or notice.to in self.svc.config.own_addresses:
+            return None
+        notice.automatic = False
+        return self.queue(notice, ticket, "auto-generated")
+
+    def queue(self, notice: Notice, ticket: Ticket | None, auto_submitted: str,
+              attach: bytes | None = None) -> Outbox:
+        """Render ``notice``, build the message and put it in the outbox."""
+        rendered = self.svc.templates.render(notice.template, notice.lang, notice.context)
+        if ticket is not None:
+            rendered.subject = self.svc.tag.tagged(rendered.subject, ticket.number)
+        domain = self.svc.config.outbound.domain
+        envelope = Envelope(
+            from_=self.svc.config.outbound.from_, to=notice.to,
+            message_id=msgids.make(domain, *(_ticket_key(ticket))),
+            reply_to=self.mailbox.address, auto_submitted=auto_submitted,
+            x_loop=self.svc.own.x_loop,
+        )
+        if notice.answering and notice.answering.message_id:
+            envelope.in_reply_to = notice.answering.message_id
+            refs = [*notice.answering.references, notice.answering.message_id]
+            envelope.references = tuple(refs[:1] + refs[1:][-(MAX_REFERENCES - 1):])
+        msg = build(envelope, rendered, self.now)
+        if attach is not None:
+            _attach_original(msg, attach)
+        return enqueue(self.session, msg, template=notice.template,
+                       ticket_number=ticket.number if ticket else None,
+                       automatic=notice.automatic, now=self.now)
+
+
+def _ticket_key(ticket: Ticket | None) -> tuple:
+    return (ticket.number, ticket.token) if ticket is not None else ()
+
+
+def _attach_original(msg: EmailMessage, raw: bytes) -> None:
+    """Attach the received mail as message/rfc822 (RFC 2046 §5.2.1), as it arrived."""
+    original = email.message_from_bytes(raw, policy=email.policy.compat32)
+    msg.add_attachment(original)
+    try:
+        msg.as_bytes(policy=email.policy.SMTP)
+    except (TypeError, ValueError, LookupError, UnicodeError):
+        # A message the stdlib cannot re-serialise still goes along, as a file.
+        msg.get_payload().pop()
+        msg.add_attachment(raw, maintype="application", subtype="octet-stream",
+                           filename="original.eml")

@@ -1,0 +1,1 @@
+"""Outbound mail: compose from templates, decide whether to answer, queue and send."""

@@ -1,0 +1,99 @@
+"""Render a template and build the outbound message with its threading headers.
+
+Templates are ``templates/<lang>/<name>.subject.j2``, ``.txt.j2`` and optional
+``.html.j2`` (then the mail is multipart/alternative), falling back to ``en``.
+Customer text only ever enters as data in the context, never as template source,
+so ``{{ … }}`` in a customer's mail is shown as written.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from email.message import EmailMessage
+from email.utils import format_datetime
+from pathlib import Path
+
+import jinja2
+
+FALLBACK_LANGUAGE = "en"
+
+
+@dataclass
+class Rendered:
+    """A rendered template: one-line subject, text, optional HTML."""
+
+    subject: str
+    text: str
+    html: str | None
+
+
+class Templates:
+    """The template folder, rendered with strict undefined variables."""
+
+    def __init__(self, root: Path):
+        self.root = root
+        loader = jinja2.FileSystemLoader(str(root))
+        common = dict(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - plain text
+        self._html = jinja2.Environment(autoescape=True, **common)
+
+    def exists(self, lang: str, name: str) -> bool:
+        """True when ``name`` has its subject and text templates in ``lang``."""
+        parts = ("subject", "txt")
+        return all((self.root / lang / f"{name}.{part}.j2").is_file() for part in parts)
+
+    def render(self, name: str, lang: str, context: dict) -> Rendered:
+        """Render ``name`` in ``lang`` (or the fallback language) with ``context``."""
+        if not self.exists(lang, name):
+            lang = FALLBACK_LANGUAGE
+        subject = self._text.get_template(f"{lang}/{name}.subject.j2").render(context)
+        text = self._text.get_template(f"{lang}/{name}.txt.j2").render(context)
+        html = None
+        if (self.root / lang / f"{name}.html.j2").is_file():
+            html = self._html.get_template(f"{lang}/{name}.html.j2").render(context)
+        return Rendered(one_line(subject), text, html)
+
+
+def one_line(value: str) -> str:
+    """Collapse CR, LF and runs of white space: header values stay one line."""
+    return " ".join(value.split())
+
+
+@dataclass
+class Envelope:
+    """Who a mail is from and to, and how it threads (RFC 5322 §3.6.4)."""
+
+    from_: str
+    to: str
+    message_id: str
+    reply_to: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    auto_submitted: str | None = "auto-replied"
+    x_loop: str | None = None
+
+
+def build(envelope: Envelope, rendered: Rendered, now: datetime) -> EmailMessage:
+    """The outbound message: headers from ``envelope``, body from ``rendered``."""
+    msg = EmailMessage()
+    msg["From"] = envelope.from_
+    msg["To"] = envelope.to
+    msg["Subject"] = one_line(rendered.subject)
+    msg["Date"] = format_datetime(now)
+    msg["Message-ID"] = envelope.message_id
+    if envelope.reply_to:
+        msg["Reply-To"] = envelope.reply_to
+    if envelope.in_reply_to:
+        msg["In-Reply-To"] = envelope.in_reply_to
+    if envelope.references:
+        msg["References"] = " ".join(envelope.references)
+    if envelope.auto_submitted:
+        # RFC 3834 §5: mark automatic mail so that other robots do not answer it.
+        msg["Auto-Submitted"] = envelope.auto_submitted
+    if envelope.x_loop:
+        msg["X-Loop"] = envelope.x_loop
+    msg.set_content(rendered.text)
+    if rendered.html:
+        msg.add_alternative(rendered.html, subtype="html")
+    return msg

@@ -1,0 +1,199 @@
+"""The pipeline: one spooled message, one transaction (SPEC §3).
+
+parse → classify → identify → thread → authorize → apply → notify.  The spool row is
+claimed by the first statement of the transaction (a conditional UPDATE from
+``pending``), so the ticket, its article, events, outbox rows and the row's final
+state commit together: a crash before the commit leaves the row pending and it is
+processed again from scratch; after, it is never processed again.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import traceback
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from sqlalchemy import update
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session
+
+from mailgate import correlate, senders, spool, tickets
+from mailgate.authorize import authorize
+from mailgate.bootstrap import Services
+from mailgate.classify import classify
+from mailgate.config import MailboxConfig
+from mailgate.db import session_scope
+from mailgate.message import ParsedMail, parse
+from mailgate.models import Spool, Ticket
+from mailgate.notify import Notice, Notifier
+from mailgate.senders import STAFF, UNKNOWN, Sender
+
+log = logging.getLogger("mailgate.pipeline")
+
+
+@dataclass
+class Result:
+    """What processing decided: spool state, outcome, ticket and the notes behind it."""
+
+    state: str
+    outcome: str
+    ticket: int | None = None
+    notes: list[str] = field(default_factory=list)
+    message_id: str | None = None
+    sender: str = ""
+
+
+@dataclass
+class Run:
+    """One message on its way through the steps."""
+
+    svc: Services
+    session: Session
+    row: Spool
+    mail: ParsedMail
+    mailbox: MailboxConfig
+    now: datetime
+    notifier: Notifier
+
+
+def process(svc: Services, spool_id: int) -> Result | None:
+    """Process one pending spool row; None when another worker had it already.
+
+    A database that is unavailable leaves the row pending (raises OperationalError
+    to the caller, who backs off); any other error marks it failed with its
+    traceback so that it can be retried once fixed.
+    """
+    started = time.monotonic()
+    try:
+        with session_scope(svc.engine) as session:
+            result = _claimed_run(svc, session, spool_id)
+    except OperationalError:
+        raise
+    except Exception:  # noqa: BLE001 - kept with its traceback, never dropped
+        spool.mark_failed(svc.engine, spool_id, traceback.format_exc(limit=20))
+        log.exception("spool=%s failed", spool_id)
+        return Result(spool.FAILED, "failed")
+    if result is not None:
+        log.info("spool=%s message-id=%s sender=%s ticket=%s outcome=%r ms=%.1f", spool_id,
+                 result.message_id, result.sender, result.ticket, result.outcome,
+                 (time.monotonic() - started) * 1000)
+    return result
+
+
+def _claimed_run(svc: Services, session: Session, spool_id: int) -> Result | None:
+    claim = session.execute(
+        update(Spool)
+        .where(Spool.id == spool_id, Spool.state == spool.PENDING)
+        .values(state=spool.PROCESSED, attempts=Spool.attempts + 1)
+    )
+    if claim.rowcount != 1:
+        return None
+    row = session.get(Spool, spool_id)
+    now = svc.clock()
+    mailbox = _mailbox(svc, row)
+    run = Run(svc, session, row, parse(row.raw), mailbox, now,
+              Notifier(svc, session, mailbox, now))
+    result = steps(run)
+    result.message_id, result.sender = run.mail.message_id, run.mail.from_addr
+    row.state, row.outcome, row.ticket_number = result.state, result.outcome, result.ticket
+    row.error, row.processed_at = "\n".join(result.notes) or None, now
+    session.add(row)
+    return result
+
+
+def _mailbox(svc: Services, row: Spool) -> MailboxConfig:
+    """The mailbox the message was delivered to (the first one for imports)."""
+    for address in row.rcpt_tos:
+        box = svc.config.mailbox_for(address)
+        if box:
+            return box
+    return svc.config.mailbox[0]
+
+
+def steps(run: Run) -> Result:
+    """Classify, identify, thread, authorize, then apply and notify."""
+    verdict = classify(run.mail, run.row.mail_from, run.svc.own)
+    if not verdict.normal:
+        return Result(spool.IGNORED, f"{verdict.kind}: {verdict.reason}")
+    sender = senders.identify(run.session, run.svc.policy, run.mail.from_addr, run.mail.from_name)
+    match = correlate.thread(run.session, run.mail, run.svc.tag, run.svc.config.outbound.domain)
+    if not match:
+        return new_or_unknown(run, sender, [])
+    allowed = authorize(run.session, sender, match)
+    if allowed.allowed:
+        return add_to_ticket(run, sender, match.ticket, f"via {match.via}: {allowed.reason}")
+    result = new_or_unknown(run, sender, [f"not added to #{match.ticket.number}: {allowed.reason}"])
+    outcome = f"opened #{result.ticket} instead" if result.ticket else result.outcome
+    tickets.record(run.session, match.ticket, "refused", run.now, actor=sender.address,
+                   detail=f"mail {run.mail.message_id} refused ({allowed.reason}); {outcome}",
+                   spool_id=run.row.id)
+    return result
+
+
+def new_or_unknown(run: Run, sender: Sender, notes: list[str]) -> Result:
+    """A new ticket, unless the sender is unknown and the mailbox says otherwise."""
+    if sender.kind == UNKNOWN and run.mailbox.unknown_sender != "create":
+        return unknown_sender(run, sender, notes)
+    return new_ticket(run, sender, notes)
+
+
+def new_ticket(run: Run, sender: Sender, notes: list[str]) -> Result:
+    """Open a ticket, answer with ``auto_reply`` and tell staff."""
+    svc, session, mail = run.svc, run.session, run.mail
+    senders.remember(session, sender, run.now)
+    plan = svc.policy.plan(sender.company.plan if sender.company else None)
+    number = tickets.next_number(session, svc.config.tickets.first_number)
+    ticket = tickets.open_ticket(session, number, mail, company_id=sender.company_id,
+                                 priority=plan.default_priority, origin="mail", now=run.now)
+    tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
+    _add_copies(run, ticket)
+    ctx = run.notifier.context(ticket, sender.company, mail)
+    lang = sender.company.language if sender.company else "en"
+    run.notifier.to_customer(Notice("auto_reply", mail.from_addr, lang, ctx, mail), ticket)
+    _tell_staff(run, ticket, "staff_new_ticket", ctx)
+    return Result(spool.PROCESSED, "created", ticket.number, notes)
+
+
+def add_to_ticket(run: Run, sender: Sender, ticket: Ticket, why: str) -> Result:
+    """Add the mail to ``ticket``; a customer's mail is announced to staff."""
+    session, mail = run.session, run.mail
+    senders.remember(session, sender, run.now)
+    tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
+    _add_copies(run, ticket)
+    tickets.record(session, ticket, "article", run.now, actor=sender.address,
+                   detail=f"mail {mail.message_id} added ({why})", spool_id=run.row.id)
+    if sender.kind != STAFF:
+        company = sender.company if sender.company_id == ticket.company_id else None
+        ctx = run.notifier.context(ticket, company, mail)
+        _tell_staff(run, ticket, "staff_customer_reply", ctx)
+    return Result(spool.PROCESSED, "threaded", ticket.number)
+
+
+def unknown_sender(run: Run, sender: Sender, notes: list[str]) -> Result:
+    """``unknown_sender`` = sales: forward and answer ``not_contracted``; reject: drop."""
+    if run.mailbox.unknown_sender == "reject":
+        notes.append(f"{sender.address} belongs to no contracted company")
+        return Result(spool.IGNORED, "rejected: unknown sender", None, notes)
+    ctx = run.notifier.context(None, None, run.mail)
+    forward = Notice("sales_forward", run.mailbox.sales_address, run.svc.config.staff.language,
+                     ctx, automatic=False)
+    run.notifier.queue(forward, None, "auto-generated", attach=run.row.raw)
+    run.notifier.to_customer(Notice("not_contracted", sender.address, "en", ctx, run.mail), None)
+    return Result(spool.PROCESSED, "sales", None, notes)
+
+
+def _add_copies(run: Run, ticket: Ticket) -> None:
+    """Everyone in To/Cc who is not us takes part in the ticket from now on."""
+    own = run.svc.config.own_addresses
+    for address in [*run.mail.to, *run.mail.cc]:
+        if address not in own:
+            tickets.add_participant(run.session, ticket, address)
+
+
+def _tell_staff(run: Run, ticket: Ticket, template: str, ctx: dict) -> None:
+    to = ticket.assignee or run.svc.config.staff.notify
+    if to:
+        notice = Notice(template, to, run.svc.config.staff.language, ctx, run.mail)
+        run.notifier.to_staff(notice, ticket)

@@ -1,0 +1,86 @@
+"""Who wrote: staff, a contact of a contracted company, or unknown (SPEC §3 step 3).
+
+Companies and staff are policy (``rules/``); ``sync`` mirrors them into their tables
+so tickets can refer to them.  A sender whose domain matches a company (subdomains
+match their parent) becomes a contact of that company the first time it writes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlmodel import Session, select
+
+from mailgate.models import Company, Contact, Staff
+from mailgate.policy import Policy
+
+STAFF, CONTACT, UNKNOWN = "staff", "contact", "unknown"
+
+
+@dataclass
+class Sender:
+    """The identified sender of a message."""
+
+    kind: str
+    address: str
+    name: str = ""
+    company: Company | None = None
+
+    @property
+    def company_id(self) -> int | None:
+        return self.company.id if self.company else None
+
+
+def sync(session: Session, policy: Policy) -> None:
+    """Mirror ``policy``'s companies and staff into the database (by name / address).
+
+    Entries removed from the files are kept, marked inactive, because tickets still
+    refer to them.
+    """
+    companies = {c.name: c for c in session.exec(select(Company))}
+    for rule in policy.companies:
+        row = companies.pop(rule.name, None) or Company(name=rule.name)
+        row.domains, row.language, row.plan = rule.domains, rule.language, rule.plan
+        row.managers, row.managers_copy, row.active = rule.managers, rule.managers_copy, True
+        session.add(row)
+    for row in companies.values():
+        row.active = False
+        session.add(row)
+    staff = {s.address: s for s in session.exec(select(Staff))}
+    for rule in policy.staff:
+        row = staff.pop(rule.address, None) or Staff(address=rule.address)
+        row.name, row.skills, row.active = rule.name, rule.skills, True
+        session.add(row)
+    for row in staff.values():
+        row.active = False
+        session.add(row)
+
+
+def identify(session: Session, policy: Policy, address: str, name: str = "") -> Sender:
+    """Identify ``address`` without writing anything."""
+    if policy.staff_member(address):
+        return Sender(STAFF, address, name or policy.staff_member(address).name)
+    contact = session.exec(select(Contact).where(Contact.address == address)).first()
+    if contact and contact.company_id:
+        company = session.get(Company, contact.company_id)
+        return Sender(CONTACT, address, name or contact.name, company)
+    rule = policy.company_for_domain(address.rpartition("@")[2])
+    if rule:
+        company = session.exec(select(Company).where(Company.name == rule.name)).one()
+        return Sender(CONTACT, address, name, company)
+    return Sender(UNKNOWN, address, name)
+
+
+def remember(session: Session, sender: Sender, now: datetime) -> Contact | None:
+    """Store the sender as a contact (staff are not contacts); returns the row."""
+    if sender.kind == STAFF:
+        return None
+    contact = session.exec(select(Contact).where(Contact.address == sender.address)).first()
+    if contact is None:
+        contact = Contact(address=sender.address, created_at=now)
+    contact.name = sender.name or contact.name
+    if contact.company_id is None:
+        contact.company_id = sender.company_id
+    session.add(contact)
+    return contact
