@@ -22,6 +22,15 @@ VIA_TOKEN, VIA_REFERENCE, VIA_SUBJECT = "token", "reference", "subject"
 # A bare tag: "#123" not preceded by a word character or "&" (HTML entities).
 _BARE_TAG = re.compile(r"(?<![\w&#])#(\d{1,9})\b")
 
+# Reply and forward prefixes that mail clients put before a subject, in the languages
+# of our customers: Re/R/RE, AW/WG (de), Fwd/FW/I/TR, SV/VS (nordic), Vá/Továbbítás (hu),
+# Отв/Ответ/Пересл (ru); "Re[2]:" counters included.
+_PREFIXES = re.compile(
+    r"^(?:\s*(?:re|r|aw|wg|fwd?|i|tr|sv|vs|antw|vá|továbbítás|отв|ответ|пересл)"
+    r"\s*(?:\[\d+\]|\(\d+\))?\s*:\s*)+",
+    re.IGNORECASE,
+)
+
 
 @dataclass
 class ThreadMatch:
@@ -48,6 +57,14 @@ class SubjectTag:
         found = [int(n) for n in self._configured.findall(subject)]
         found += [int(n) for n in _BARE_TAG.findall(subject) if int(n) not in found]
         return found
+
+    def clean(self, subject: str) -> str:
+        """``subject`` without our tags and without leading Re:/Fwd:/AW:/Отв: prefixes."""
+        stripped = " ".join(self._configured.sub(" ", subject).split())
+        previous = None
+        while previous != stripped:
+            previous, stripped = stripped, _PREFIXES.sub("", stripped).strip()
+        return stripped
 
     def tagged(self, subject: str, number: int) -> str:
         """``subject`` carrying the tag of ``number`` exactly once."""

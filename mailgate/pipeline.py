@@ -145,7 +145,9 @@ def new_ticket(run: Run, sender: Sender, notes: list[str]) -> Result:
     senders.remember(session, sender, run.now)
     plan = svc.policy.plan(sender.company.plan if sender.company else None)
     number = tickets.next_number(session, svc.config.tickets.first_number)
-    ticket = tickets.open_ticket(session, number, mail, company_id=sender.company_id,
+    subject = svc.tag.clean(mail.subject) or mail.subject
+    ticket = tickets.open_ticket(session, number, mail, subject=subject,
+                                 company_id=sender.company_id,
                                  priority=plan.default_priority, origin="mail", now=run.now)
     tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
     _add_copies(run, ticket)

@@ -41,11 +41,11 @@ def next_number(session: Session, first_number: int) -> int:
     return number
 
 
-def open_ticket(session: Session, number: int, mail: ParsedMail, *, company_id: int | None,
-                priority: str, origin: str, now: datetime) -> Ticket:
+def open_ticket(session: Session, number: int, mail: ParsedMail, *, subject: str,
+                company_id: int | None, priority: str, origin: str, now: datetime) -> Ticket:
     """A new ticket for ``mail``; the requester is its sender."""
     ticket = Ticket(
-        number=number, token=msgids.new_token(), subject=mail.subject[:998],
+        number=number, token=msgids.new_token(), subject=subject[:998],
         status="new", priority=priority, origin=origin, company_id=company_id,
         requester=mail.from_addr, created_at=now, updated_at=now,
     )

@@ -1,0 +1,104 @@
+"""outbound.compose: template rendering (fallback, strictness) and the built message."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import jinja2
+import pytest
+
+from mailgate.outbound.compose import Envelope, Rendered, Templates, build
+
+NOW = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
+
+
+@pytest.fixture
+def templates(tmp_path: Path) -> Templates:
+    files = {
+        "en/hello.subject.j2": "Hello {{ name }}\n",
+        "en/hello.txt.j2": "Dear {{ name }},\nyou wrote: {{ text }}\n",
+        "it/hello.subject.j2": "Ciao {{ name }}\n",
+        "it/hello.txt.j2": "Caro {{ name }}\n",
+        "en/rich.subject.j2": "Rich\n",
+        "en/rich.txt.j2": "plain {{ text }}\n",
+        "en/rich.html.j2": "<p>{{ text }}</p>\n",
+        "en/strict.subject.j2": "{{ missing }}\n",
+        "en/strict.txt.j2": "x\n",
+    }
+    for name, body in files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(body, encoding="utf-8")
+    return Templates(tmp_path)
+
+
+def envelope(**changes) -> Envelope:
+    values = dict(from_="Help Desk <hd@example.com>", to="mario@acme.it",
+                  message_id="<1.ab.mg01@example.com>", reply_to="hd@example.com",
+                  x_loop="hd@example.com")
+    return Envelope(**{**values, **changes})
+
+
+def test_renders_requested_language(templates):
+    rendered = templates.render("hello", "it", {"name": "Mario", "text": ""})
+    assert rendered.subject == "Ciao Mario"
+    assert rendered.text == "Caro Mario\n"
+    assert rendered.html is None
+
+
+def test_missing_language_falls_back_to_english(templates):
+    rendered = templates.render("hello", "de", {"name": "Hans", "text": "Hallo"})
+    assert rendered.subject == "Hello Hans"
+    assert rendered.text == "Dear Hans,\nyou wrote: Hallo\n"
+
+
+def test_template_syntax_in_customer_text_stays_literal(templates):
+    text = "{{ name }} {% if 1 %}x{% endif %}"
+    rendered = templates.render("hello", "en", {"name": "Mario", "text": text})
+    assert f"you wrote: {text}" in rendered.text
+
+
+def test_unknown_variable_raises(templates):
+    with pytest.raises(jinja2.UndefinedError, match="missing"):
+        templates.render("strict", "en", {})
+
+
+def test_html_template_makes_multipart_alternative(templates):
+    rendered = templates.render("rich", "en", {"text": "<script>alert(1)</script>"})
+    assert rendered.html == "<p>&lt;script&gt;alert(1)&lt;/script&gt;</p>\n"
+    msg = build(envelope(), rendered, NOW)
+    assert msg.get_content_type() == "multipart/alternative"
+    plain = msg.get_body(("plain",)).get_content()
+    html = msg.get_body(("html",)).get_content()
+    assert plain == "plain <script>alert(1)</script>\n"
+    assert "&lt;script&gt;" in html
+
+
+def test_build_sets_threading_and_robot_headers():
+    env = envelope(in_reply_to="<orig@acme.it>", references=("<root@acme.it>", "<orig@acme.it>"))
+    msg = build(env, Rendered("[#1] Ticket opened", "Hello\n", None), NOW)
+    assert msg["From"] == "Help Desk <hd@example.com>"
+    assert msg["To"] == "mario@acme.it"
+    assert msg["Reply-To"] == "hd@example.com"
+    assert msg["Message-ID"] == "<1.ab.mg01@example.com>"
+    assert msg["In-Reply-To"] == "<orig@acme.it>"
+    assert msg["References"] == "<root@acme.it> <orig@acme.it>"
+    assert msg["Auto-Submitted"] == "auto-replied"
+    assert msg["X-Loop"] == "hd@example.com"
+    assert msg["Subject"] == "[#1] Ticket opened"
+    assert msg.get_content_type() == "text/plain"
+    assert msg.get_content() == "Hello\n"
+
+
+def test_subject_with_crlf_cannot_inject_headers():
+    msg = build(envelope(), Rendered("hi\r\nBcc: evil@x.com", "body\n", None), NOW)
+    assert msg["Bcc"] is None
+    assert msg["Subject"] == "hi Bcc: evil@x.com"
+    raw = msg.as_bytes()
+    assert b"\nBcc:" not in raw
+    assert b"Subject: hi Bcc: evil@x.com\n" in raw
+
+
+def test_rendered_subject_is_one_line(templates):
+    rendered = templates.render("hello", "en", {"name": "a\r\nBcc: evil@x.com", "text": ""})
+    assert rendered.subject == "Hello a Bcc: evil@x.com"

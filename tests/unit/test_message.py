@@ -1,0 +1,141 @@
+"""message.parse: decoded headers, addresses, bodies in any charset, and attachments."""
+
+from __future__ import annotations
+
+import hashlib
+from email.message import EmailMessage
+
+import pytest
+
+from mailgate.message import parse
+
+
+def raw(*headers: str, body: bytes = b"Hello.\r\n") -> bytes:
+    return ("\r\n".join(headers) + "\r\n\r\n").encode() + body
+
+
+def test_rfc2047_subjects_are_decoded():
+    utf8 = parse(raw("From: a@x.com", "Subject: =?utf-8?b?w4FydsOtenTFsXLFkQ==?="))
+    latin2 = parse(raw("From: a@x.com", "Subject: =?iso-8859-2?q?=C1rv=EDzt=FBr=F5_t=FCk=F6r?="))
+    assert utf8.subject == "Árvíztűrő"
+    assert latin2.subject == "Árvíztűrő tükör"
+
+
+def test_from_with_display_name():
+    mail = parse(raw('From: "Rossi, Mario" <Mario.Rossi@Acme.IT>', "Subject: x"))
+    assert mail.from_name == "Rossi, Mario"
+    assert mail.from_addr == "mario.rossi@acme.it"
+
+
+def test_from_with_encoded_display_name():
+    mail = parse(raw("From: =?utf-8?q?J=C3=B6rg_M=C3=BCller?= <jorg@beta.hu>", "Subject: x"))
+    assert mail.from_name == "Jörg Müller"
+    assert mail.from_addr == "jorg@beta.hu"
+
+
+@pytest.mark.xfail(strict=True, reason="BUG: RFC 2047 display names are decoded before the "
+                   "address is parsed, so an encoded name can forge the sender address")
+def test_encoded_display_name_cannot_change_the_address():
+    mail = parse(raw("From: =?utf-8?q?alice=40example.com?= <x@evil.com>", "Subject: x"))
+    assert mail.from_addr == "x@evil.com"
+
+
+def test_to_and_cc_are_lower_cased_and_deduplicated():
+    mail = parse(raw(
+        "From: a@x.com",
+        "To: HD <HD@Example.com>, hd@example.com, Bob <Bob@Acme.it>",
+        "Cc: bob@acme.it, Carol <carol@acme.it>",
+        "Cc: CAROL@acme.it",
+        "Subject: x",
+    ))
+    assert mail.to == ["hd@example.com", "bob@acme.it"]
+    assert mail.cc == ["bob@acme.it", "carol@acme.it"]
+
+
+def test_threading_headers_are_extracted():
+    mail = parse(raw(
+        "From: a@x.com",
+        "Subject: Re: x",
+        "Message-ID:  <reply.1@acme.it> ",
+        "In-Reply-To: <orig.1@example.com>",
+        "References: <root.1@example.com>\r\n <orig.1@example.com>",
+    ))
+    assert mail.message_id == "<reply.1@acme.it>"
+    assert mail.in_reply_to == ["<orig.1@example.com>"]
+    assert mail.references == ["<root.1@example.com>", "<orig.1@example.com>"]
+
+
+def test_missing_message_id_is_none():
+    assert parse(raw("From: a@x.com", "Subject: x")).message_id is None
+
+
+def test_folded_subject_becomes_one_line():
+    mail = parse(raw("From: a@x.com", "Subject: The printer on\r\n  floor 3\r\n\tis broken"))
+    assert mail.subject == "The printer on floor 3 is broken"
+
+
+def test_html_only_mail_gets_a_text_body():
+    html = b"<html><body><p>Printer <b>broken</b></p><ul><li>floor 3</li></ul></body></html>"
+    mail = parse(raw("From: a@x.com", "Subject: x", "Content-Type: text/html; charset=utf-8",
+                     body=html))
+    assert mail.html is not None and "<b>broken</b>" in mail.html
+    assert "Printer broken" in mail.text
+    assert "floor 3" in mail.text
+    assert "<" not in mail.text
+
+
+def test_unknown_charset_and_invalid_bytes_do_not_raise():
+    body = b"Hello world \xff\xfe\xc3 still readable\r\n"
+    mail = parse(raw("From: a@x.com", "Subject: x",
+                     'Content-Type: text/plain; charset="x-unknown-foo"', body=body))
+    assert "Hello world" in mail.text
+    assert "still readable" in mail.text
+
+
+def test_invalid_utf8_body_does_not_raise():
+    body = b"Ciao \xc3\x28 mondo\r\n"
+    mail = parse(raw("From: a@x.com", "Subject: x", "Content-Type: text/plain; charset=utf-8",
+                     body=body))
+    assert "Ciao" in mail.text and "mondo" in mail.text
+
+
+@pytest.mark.parametrize(
+    ("charset", "text"),
+    [("koi8-r", "Здравствуйте, принтер сломался"), ("iso-8859-2", "Árvíztűrő tükörfúrógép")],
+)
+def test_legacy_charset_bodies_decode(charset, text):
+    msg = EmailMessage()
+    msg["From"] = "a@x.com"
+    msg["Subject"] = "x"
+    msg.set_content(text, charset=charset)
+    assert charset in msg["Content-Type"]
+    assert parse(msg.as_bytes()).text.strip() == text
+
+
+def test_attachments_have_name_type_size_and_digest():
+    pdf = b"%PDF-1.4 " + bytes(range(256)) * 4
+    msg = EmailMessage()
+    msg["From"] = "a@x.com"
+    msg["Subject"] = "report"
+    msg.set_content("See attached.")
+    msg.add_attachment(pdf, maintype="application", subtype="pdf", filename="report.pdf")
+    mail = parse(msg.as_bytes())
+    assert mail.text.strip() == "See attached."
+    [att] = mail.attachments
+    assert att.filename == "report.pdf"
+    assert att.content_type == "application/pdf"
+    assert att.size == len(pdf)
+    assert att.data == pdf
+    assert att.sha256 == hashlib.sha256(pdf).hexdigest()
+
+
+def test_attachment_name_cannot_climb_folders():
+    msg = EmailMessage()
+    msg["From"] = "a@x.com"
+    msg["Subject"] = "x"
+    msg.set_content("body")
+    msg.add_attachment(b"root:x:0:0", maintype="application", subtype="octet-stream",
+                       filename="../../etc/passwd")
+    [att] = parse(msg.as_bytes()).attachments
+    assert "/" not in att.filename
+    assert att.filename == "passwd"
