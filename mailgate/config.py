@@ -12,7 +12,7 @@ import os
 import tomllib
 from email.utils import parseaddr
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_origin
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -210,8 +210,9 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
 def _apply_environment(data: dict[str, Any], environ: dict[str, str]) -> None:
     """Override table keys from ``MAILGATE_<SECTION>_<KEY>`` (SPEC §10).
 
-    Values are parsed as TOML when they can be (numbers, booleans, arrays) and kept as
-    strings otherwise.  Arrays of tables such as ``[[mailbox]]`` cannot be overridden.
+    Values stay strings, which pydantic converts for numbers and booleans, so a
+    numeric password stays a password; array keys take a TOML array such as
+    ``["a", "b"]``.  Arrays of tables such as ``[[mailbox]]`` cannot be overridden.
     """
     for name, field in Config.model_fields.items():
         model = field.annotation
@@ -222,10 +223,11 @@ def _apply_environment(data: dict[str, Any], environ: dict[str, str]) -> None:
             for env_key in {toml_key, key.rstrip("_")}:
                 raw = environ.get(f"MAILGATE_{name}_{env_key}".upper())
                 if raw is not None:
-                    data.setdefault(name, {})[toml_key] = _env_value(raw)
+                    is_list = get_origin(kfield.annotation) is list
+                    data.setdefault(name, {})[toml_key] = _toml_array(raw) if is_list else raw
 
 
-def _env_value(raw: str) -> Any:
+def _toml_array(raw: str) -> Any:
     try:
         return tomllib.loads(f"v = {raw}")["v"]
     except tomllib.TOMLDecodeError:

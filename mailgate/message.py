@@ -84,13 +84,18 @@ def parse(raw: bytes) -> ParsedMail:
 
 def _headers(msg: Message) -> ParsedMail:
     headers: dict[str, list[str]] = {}
+    raw: dict[str, list[str]] = {}
     for name, value in msg.items():
         headers.setdefault(name.lower(), []).append(decode_text(value))
+        raw.setdefault(name.lower(), []).append(str(value))
     mail = ParsedMail(headers=headers)
-    mail.from_name, mail.from_addr = _first_address(headers.get("from", []))
-    mail.to = _addresses(headers.get("to", []))
-    mail.cc = _addresses(headers.get("cc", []))
-    mail.reply_to = _addresses(headers.get("reply-to", []))
+    # Addresses are split before RFC 2047 decoding (RFC 2047 §5: an encoded-word never
+    # holds an address), or "=?utf-8?q?staff=40example.com?= <x@evil>" would pass for
+    # staff@example.com.
+    mail.from_name, mail.from_addr = _first_address(raw.get("from", []))
+    mail.to = _addresses(raw.get("to", []))
+    mail.cc = _addresses(raw.get("cc", []))
+    mail.reply_to = _addresses(raw.get("reply-to", []))
     mail.subject = _one_line(mail.header("subject"))
     ids = MSGID_RE.findall(mail.header("message-id"))
     mail.message_id = ids[0] if ids else None
@@ -120,14 +125,19 @@ def _first_address(values: list[str]) -> tuple[str, str]:
     pairs = getaddresses(values) if values else []
     for name, addr in pairs:
         if "@" in addr:
-            return _one_line(name), addr.strip().lower()
-    return "", parseaddr(values[0])[1].strip().lower() if values else ""
+            return _one_line(decode_text(name)), _clean_address(addr)
+    return "", _clean_address(parseaddr(values[0])[1]) if values else ""
+
+
+def _clean_address(addr: str) -> str:
+    """A lower-cased address; raw 8-bit bytes become U+FFFD rather than surrogates."""
+    return addr.strip().lower().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
 def _addresses(values: list[str]) -> list[str]:
     seen: list[str] = []
     for _name, addr in getaddresses(values):
-        addr = addr.strip().lower()
+        addr = _clean_address(addr)
         if "@" in addr and addr not in seen:
             seen.append(addr)
     return seen

@@ -31,7 +31,16 @@ _AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size e
 
 
 class MailgateSMTP(SMTP):
-    """aiosmtpd's SMTP with our wording of its built-in size refusals."""
+    """aiosmtpd's SMTP with our wording of its built-in size refusals, counting the
+    messages being received so that a drain can wait for them."""
+
+    async def smtp_DATA(self, arg: str) -> None:
+        """Receive a message; counted from the DATA command to the final reply."""
+        self.event_handler.in_flight += 1
+        try:
+            await super().smtp_DATA(arg)
+        finally:
+            self.event_handler.in_flight -= 1
 
     async def push(self, status: str) -> None:
         """Send ``status``, rewriting aiosmtpd's 552 replies to ``REPLY_TOO_BIG``."""
@@ -47,7 +56,7 @@ class SpoolHandler:
         self.svc = svc
         self.on_spooled = on_spooled
         self.door = door
-        self.in_flight = 0
+        self.in_flight = 0  # sessions between DATA and its reply (see MailgateSMTP)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         """Accept only addresses that a ``[[mailbox]]`` owns."""
@@ -58,7 +67,6 @@ class SpoolHandler:
 
     async def handle_DATA(self, server, session, envelope):
         """Commit the raw message to the spool, then answer 250 (or 451)."""
-        self.in_flight += 1
         try:
             stored = await asyncio.to_thread(
                 spool.intake, self.svc.engine, envelope.original_content,
@@ -68,8 +76,6 @@ class SpoolHandler:
         except Exception as exc:  # noqa: BLE001 - any storage failure is a tempfail
             log.error("cannot spool message from %s: %s", envelope.mail_from, exc)
             return REPLY_TEMPFAIL.format(reason=type(exc).__name__)
-        finally:
-            self.in_flight -= 1
         self.on_spooled()
         template = REPLY_DUPLICATE if stored.duplicate else REPLY_ACCEPTED
         return template.format(id=stored.spool_id)

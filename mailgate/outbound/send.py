@@ -79,7 +79,8 @@ def make_transport(config: OutboundConfig):
 
 def backoff(attempts: int) -> timedelta:
     """Delay before the next attempt: 30 s doubling per attempt, at most one hour."""
-    return min(FIRST_RETRY * (2 ** max(attempts - 1, 0)), LONGEST_RETRY)
+    # The exponent is capped before multiplying: 2**n for large n would overflow.
+    return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 12), LONGEST_RETRY)
 
 
 def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,

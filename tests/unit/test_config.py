@@ -60,8 +60,6 @@ def test_environment_overrides_file_values(tmp_path):
     assert config.database.url == "postgresql+psycopg://mg@db.example.com/mailgate"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: a numeric secret from the environment is parsed "
-                   "as a TOML integer and then rejected by the str field")
 def test_numeric_password_from_environment_stays_a_string(tmp_path):
     config = load(write(tmp_path, MAILBOX), environ={"MAILGATE_OUTBOUND_PASSWORD": "123456"})
     assert config.outbound.password == "123456"

@@ -33,8 +33,6 @@ def test_from_with_encoded_display_name():
     assert mail.from_addr == "jorg@beta.hu"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: RFC 2047 display names are decoded before the "
-                   "address is parsed, so an encoded name can forge the sender address")
 def test_encoded_display_name_cannot_change_the_address():
     mail = parse(raw("From: =?utf-8?q?alice=40example.com?= <x@evil.com>", "Subject: x"))
     assert mail.from_addr == "x@evil.com"
