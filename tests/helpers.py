@@ -150,15 +150,17 @@ class Home:
         return [m for m in self.outbox_mails() if address in str(m["To"])]
 
 
-def make_home(root: Path, port: int | None = None, extra: str = "") -> Home:
-    """Write config and rules under ``root`` and bring the schema to head."""
+def make_home(root: Path, port: int | None = None, extra: str = "",
+              upgrade: bool = True) -> Home:
+    """Write config and rules under ``root`` and (with the CLI) bring the schema to head."""
     home = Home(root, port or free_port())
     (root / "rules").mkdir(parents=True, exist_ok=True)
     (root / "rules" / "companies.toml").write_text(COMPANIES)
     (root / "rules" / "staff.toml").write_text(STAFF)
     (root / "rules" / "sla.toml").write_text(SLA)
     home.config.write_text(config_text(home.port, extra))
-    home.cli("db", "upgrade")
+    if upgrade:
+        home.cli("db", "upgrade")
     return home
 
 

@@ -1,0 +1,165 @@
+"""Durability of the SMTP door: what got a 250 is processed exactly once, whatever
+happens to the process, and SIGTERM drains instead of dropping mail."""
+
+from __future__ import annotations
+
+import random
+import signal
+import smtplib
+import socket
+import sqlite3
+import threading
+import time
+
+import pytest
+
+from tests.helpers import mail, start_serve
+
+pytestmark = pytest.mark.e2e
+
+
+def acknowledged_flood(home, count: int, connections: int = 4) -> set[str]:
+    """Send ``count`` new-ticket mails over several connections; the acknowledged ids."""
+    acked: set[str] = set()
+    lock = threading.Lock()
+
+    def worker(offset: int) -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", home.port, timeout=10) as client:
+                for i in range(offset, count, connections):
+                    msg = mail(f"user{i}@acme.it", f"flood {i}")
+                    client.send_message(msg)
+                    with lock:
+                        acked.add(msg["Message-ID"])
+        except (smtplib.SMTPException, OSError):
+            pass  # the daemon was killed: what was not acknowledged does not count
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    return acked
+
+
+def assert_each_once(home, acked: set[str]) -> None:
+    """Every acknowledged message is exactly one ticket with exactly one auto reply."""
+    rows = home.query("SELECT message_id, state, ticket_number FROM spool")
+    by_id = {mid: (state, number) for mid, state, number in rows}
+    assert acked <= set(by_id), f"lost: {sorted(acked - set(by_id))[:5]}"
+    assert all(by_id[m][0] == "processed" and by_id[m][1] for m in acked)
+    numbers = [by_id[m][1] for m in acked]
+    assert len(set(numbers)) == len(numbers), "a message made two tickets or shared one"
+    tickets = home.query("SELECT count(*) FROM ticket")[0][0]
+    assert tickets == len(by_id)
+    replies = home.query(
+        "SELECT ticket_number, count(*) FROM outbox WHERE template = 'auto_reply' "
+        "GROUP BY ticket_number HAVING count(*) != 1")
+    assert replies == []
+    articles = home.query("SELECT message_id FROM article GROUP BY message_id HAVING count(*)>1")
+    assert articles == []
+
+
+def test_kill_between_acknowledgement_and_processing_loses_nothing(home):
+    proc = start_serve(home, "--intake-only")
+    acked = acknowledged_flood(home, 20, connections=2)
+    assert len(acked) == 20
+    assert home.query("SELECT count(*) FROM spool WHERE state = 'pending'")[0][0] == 20
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+
+    proc = start_serve(home)
+    try:
+        home.wait_settled(20)
+        assert_each_once(home, acked)
+        assert len(home.mails_to("staff@example.com")) == 20
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_sigkill_during_a_flood_then_restart_processes_each_acknowledged_mail_once(home):
+    rng = random.Random(2026)
+    acked: set[str] = set()
+    cut_short = 0
+    for _round in range(3):
+        proc = start_serve(home)
+        killer = threading.Timer(rng.uniform(0.2, 1.0), proc.send_signal, (signal.SIGKILL,))
+        killer.start()
+        round_acked = acknowledged_flood(home, 400)
+        cut_short += len(round_acked) < 400
+        acked |= round_acked
+        killer.join()
+        proc.wait(timeout=10)
+    assert cut_short, "no kill landed during a flood: the test proved nothing"
+    proc = start_serve(home)
+    try:
+        home.wait_settled(len(home.query("SELECT id FROM spool")), timeout=60)
+        assert acked, "no message was acknowledged before the kills"
+        assert_each_once(home, acked)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_sigterm_finishes_the_message_being_received_then_exits_0(home):
+    proc = start_serve(home)
+    msg = mail("slow@acme.it", "sent slowly")
+    data = msg.as_bytes().replace(b"\n", b"\r\n")
+    with socket.create_connection(("127.0.0.1", home.port), timeout=10) as sock:
+        reader = sock.makefile("rb")
+        reader.readline()  # greeting
+        for command in (b"EHLO test", b"MAIL FROM:<slow@acme.it>", b"RCPT TO:<hd@example.com>",
+                        b"DATA"):
+            sock.sendall(command + b"\r\n")
+            line = reader.readline()
+            while line[3:4] == b"-":
+                line = reader.readline()
+        sock.sendall(data[: len(data) // 2])
+        proc.send_signal(signal.SIGTERM)
+        time.sleep(0.5)
+        # No new connections once draining.
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", home.port), timeout=1).close()
+        sock.sendall(data[len(data) // 2:] + b"\r\n.\r\n")
+        reply = reader.readline()
+    assert reply.startswith(b"250 2.0.0"), reply
+    assert proc.wait(timeout=30) == 0
+    [(state,)] = home.query("SELECT state FROM spool WHERE message_id = ?", msg["Message-ID"])
+    assert state in ("pending", "processed")
+
+    proc = start_serve(home)  # whatever was left pending is processed at the next start
+    try:
+        home.wait_settled(1)
+        assert home.query("SELECT state FROM spool")[0][0] == "processed"
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+
+
+def test_locked_database_answers_451_and_the_retry_is_processed_once(home):
+    proc = start_serve(home)
+    msg = mail("mario@acme.it", "while the database is locked")
+    data = msg.as_bytes().replace(b"\n", b"\r\n")
+    try:
+        # Another process holds SQLite's write lock longer than the busy timeout.
+        locker = sqlite3.connect(home.db_path, isolation_level=None)
+        locker.execute("BEGIN EXCLUSIVE")
+        try:
+            with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+                client.ehlo()
+                client.mail("mario@acme.it")
+                client.rcpt("hd@example.com")
+                code, reply = client.data(data)
+        finally:
+            locker.execute("ROLLBACK")
+            locker.close()
+        assert (code, reply[:5]) == (451, b"4.3.0"), reply
+        # The sending MTA retries later, as 4xx tells it to.
+        with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+            client.sendmail("mario@acme.it", ["hd@example.com"], data)
+        home.wait_settled(1)
+        assert_each_once(home, {msg["Message-ID"]})
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
