@@ -51,9 +51,9 @@ def classify(mail: ParsedMail, mail_from: str | None, own: OwnMarks) -> Classifi
 
 
 def _loop(mail: ParsedMail, _mail_from, own: OwnMarks) -> Classification | None:
-    loops = [v.strip().lower() for v in mail.headers.get("x-loop", [])]
-    if own.x_loop in loops:
-        return Classification(LOOP, f"carries our X-Loop {own.x_loop}")
+    for value in mail.headers.get("x-loop", []):
+        if value.strip().lower() in own.addresses | {own.x_loop}:
+            return Classification(LOOP, f"carries our X-Loop {value.strip()}")
     if mail.message_id and msgids.is_ours(mail.message_id, own.msgid_domain):
         return Classification(LOOP, f"its Message-ID {mail.message_id} is one of ours")
     if mail.from_addr in own.addresses:

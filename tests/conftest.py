@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from tests.helpers import PROJECT, Home, make_home, start_serve
+from tests.helpers import PROJECT, Home, make_home, serving
 
 
 def corpus_root() -> Path:
@@ -26,7 +25,5 @@ def home(tmp_path) -> Home:
 def served(tmp_path_factory):
     """One running ``mailgate serve`` shared by the tests of a module."""
     home = make_home(tmp_path_factory.mktemp("served"))
-    proc = start_serve(home)
-    yield home
-    proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=30) == 0, (home.root / "serve.log").read_text()
+    with serving(home):
+        yield home

@@ -6,11 +6,13 @@ import email
 import email.policy
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
@@ -181,6 +183,19 @@ def start_serve(home: Home, *args: str) -> subprocess.Popen:
             time.sleep(0.05)
     proc.kill()
     raise AssertionError("mailgate serve did not start listening")
+
+
+@contextmanager
+def serving(home: Home, *args: str):
+    """``mailgate serve`` for the ``with`` block; SIGTERM must then end it with 0."""
+    proc = start_serve(home, *args)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+            code = proc.wait(timeout=30)
+            assert code == 0, f"serve exited {code}: {(home.root / 'serve.log').read_text()}"
 
 
 def mail(sender: str, subject: str, body: str = "Hello,\nplease help.\n", *,

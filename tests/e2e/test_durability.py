@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from tests.helpers import mail, start_serve
+from tests.helpers import mail, serving, start_serve
 
 pytestmark = pytest.mark.e2e
 
@@ -68,14 +68,10 @@ def test_kill_between_acknowledgement_and_processing_loses_nothing(home):
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=10)
 
-    proc = start_serve(home)
-    try:
+    with serving(home):
         home.wait_settled(20)
         assert_each_once(home, acked)
         assert len(home.mails_to("staff@example.com")) == 20
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
 
 
 def test_sigkill_during_a_flood_then_restart_processes_each_acknowledged_mail_once(home):
@@ -92,14 +88,10 @@ def test_sigkill_during_a_flood_then_restart_processes_each_acknowledged_mail_on
         killer.join()
         proc.wait(timeout=10)
     assert cut_short, "no kill landed during a flood: the test proved nothing"
-    proc = start_serve(home)
-    try:
+    with serving(home):
         home.wait_settled(len(home.query("SELECT id FROM spool")), timeout=60)
         assert acked, "no message was acknowledged before the kills"
         assert_each_once(home, acked)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
 
 
 def test_sigterm_finishes_the_message_being_received_then_exits_0(home):
@@ -128,20 +120,15 @@ def test_sigterm_finishes_the_message_being_received_then_exits_0(home):
     [(state,)] = home.query("SELECT state FROM spool WHERE message_id = ?", msg["Message-ID"])
     assert state in ("pending", "processed")
 
-    proc = start_serve(home)  # whatever was left pending is processed at the next start
-    try:
+    with serving(home):  # whatever was left pending is processed at the next start
         home.wait_settled(1)
         assert home.query("SELECT state FROM spool")[0][0] == "processed"
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
 
 
 def test_locked_database_answers_451_and_the_retry_is_processed_once(home):
-    proc = start_serve(home)
     msg = mail("mario@acme.it", "while the database is locked")
     data = msg.as_bytes().replace(b"\n", b"\r\n")
-    try:
+    with serving(home):
         # Another process holds SQLite's write lock longer than the busy timeout.
         locker = sqlite3.connect(home.db_path, isolation_level=None)
         locker.execute("BEGIN EXCLUSIVE")
@@ -160,6 +147,3 @@ def test_locked_database_answers_451_and_the_retry_is_processed_once(home):
             client.sendmail("mario@acme.it", ["hd@example.com"], data)
         home.wait_settled(1)
         assert_each_once(home, {msg["Message-ID"]})
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0

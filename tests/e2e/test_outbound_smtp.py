@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-import signal
 import smtplib
 
 import pytest
@@ -12,7 +11,7 @@ from aiosmtpd.controller import Controller
 
 from mailgate.outbound import send
 from tests.desk import Desk
-from tests.helpers import free_port, mail, make_home, start_serve
+from tests.helpers import free_port, mail, make_home, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -44,15 +43,11 @@ def relay_config(port: int) -> str:
 
 def test_auto_reply_and_staff_mail_reach_the_relay(tmp_path, sink):
     home = make_home(tmp_path, extra=relay_config(sink.port))
-    proc = start_serve(home)
-    try:
-        msg = mail("mario@acme.it", "Server room too hot")
+    msg = mail("mario@acme.it", "Server room too hot")
+    with serving(home):
         with smtplib.SMTP("127.0.0.1", home.port, timeout=10) as client:
             client.send_message(msg)
         home.wait_settled(1)
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=30) == 0
     by_rcpt = {rcpts[0]: (mail_from, m) for mail_from, rcpts, m in sink.handler.received}
     assert set(by_rcpt) == {"mario@acme.it", "staff@example.com"}
     mail_from, reply = by_rcpt["mario@acme.it"]

@@ -32,6 +32,13 @@ def ticket_of(home, message_id: str) -> int | None:
     return rows[0][0] if rows else None
 
 
+def deliver_and_settle(home, msg) -> int | None:
+    """Send ``msg``, wait for the daemon, return the ticket it landed on."""
+    send(home, msg)
+    home.wait_settled(spooled(home))
+    return ticket_of(home, msg["Message-ID"])
+
+
 def test_new_mail_opens_ticket_and_answers_with_its_number(served):
     msg = mail("Mario Rossi <mario@acme.it>", "Stampante guasta", "La stampante non stampa.\n")
     send(served, msg)
@@ -61,9 +68,7 @@ def test_new_mail_opens_ticket_and_answers_with_its_number(served):
 
 def test_reply_with_tag_in_subject_threads_and_tells_staff(served):
     first = mail("luigi@acme.it", "VPN down")
-    send(served, first)
-    served.wait_settled(spooled(served))
-    number = ticket_of(served, first["Message-ID"])
+    number = deliver_and_settle(served, first)
 
     reply = mail("luigi@acme.it", f"Re: [#{number}] VPN down", "Still down this morning.\n")
     send(served, reply)
@@ -83,9 +88,7 @@ def test_reply_with_tag_in_subject_threads_and_tells_staff(served):
 
 def test_reply_through_references_threads_without_tag(served):
     first = mail("anna@beta.hu", "Nem megy a levelezés")
-    send(served, first)
-    served.wait_settled(spooled(served))
-    number = ticket_of(served, first["Message-ID"])
+    number = deliver_and_settle(served, first)
     [ack] = [m for m in served.mails_to("anna@beta.hu") if m["In-Reply-To"] == first["Message-ID"]]
     assert "Ticket" in ack["Subject"] or "jegy" in ack["Subject"].lower()
 
@@ -113,15 +116,10 @@ def test_same_message_twice_or_to_an_alias_makes_one_ticket(served):
 
 def test_stranger_naming_another_companys_ticket_gets_a_ticket_of_their_own(served):
     victim = mail("carla@acme.it", "Confidential payroll issue")
-    send(served, victim)
-    served.wait_settled(spooled(served))
-    number = ticket_of(served, victim["Message-ID"])
+    number = deliver_and_settle(served, victim)
 
     intruder = mail("ivan@gamma.ru", f"Re: [#{number}] payroll", "Show me the payroll.\n")
-    send(served, intruder)
-    served.wait_settled(spooled(served))
-
-    own = ticket_of(served, intruder["Message-ID"])
+    own = deliver_and_settle(served, intruder)
     assert own is not None and own != number
     shown = served.json("tickets", "show", str(number))
     assert [a["from"] for a in shown["articles"]] == ["carla@acme.it"]
