@@ -17,7 +17,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.header import decode_header, make_header
+from email.header import decode_header
 from email.message import Message
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
@@ -107,13 +107,39 @@ def _headers(msg: Message) -> ParsedMail:
 
 
 def decode_text(value) -> str:
-    """An RFC 2047 header value as text; undecodable bytes become U+FFFD."""
+    """An RFC 2047 header value as text; undecodable bytes become U+FFFD.
+
+    Each encoded word is decoded on its own with ``errors="replace"`` (an unknown
+    charset falls back to UTF-8), so a broken word degrades instead of surviving as
+    raw ``=?…?=`` text that a later step might decode again.
+    """
     if not isinstance(value, str):
         value = str(value)
     try:
-        return str(make_header(decode_header(value)))
-    except Exception:  # noqa: BLE001 - unknown charsets, bad base64, surrogates
-        return value.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+        parts = decode_header(value)
+    except Exception:  # noqa: BLE001 - malformed words: keep the text as it stands
+        parts = [(value, None)]
+    # decode_header hands back unencoded runs as raw-unicode-escape bytes (charset None).
+    text = "".join(
+        chunk if isinstance(chunk, str) else _text_of(chunk, charset or "raw-unicode-escape")
+        for chunk, charset in parts
+    )
+    return _without_surrogates(text)
+
+
+def _text_of(data: bytes, charset: str) -> str:
+    try:
+        return data.decode(charset, "replace")
+    except LookupError:
+        return data.decode("utf-8", "replace")
+
+
+def _without_surrogates(text: str) -> str:
+    """Raw 8-bit header bytes (surrogate escapes) read as UTF-8, else U+FFFD."""
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    except UnicodeEncodeError:
+        return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text)
 
 
 def _one_line(value: str) -> str:
@@ -131,7 +157,7 @@ def _first_address(values: list[str]) -> tuple[str, str]:
 
 def _clean_address(addr: str) -> str:
     """A lower-cased address; raw 8-bit bytes become U+FFFD rather than surrogates."""
-    return addr.strip().lower().encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return _without_surrogates(addr.strip().lower())
 
 
 def _addresses(values: list[str]) -> list[str]:

@@ -162,7 +162,9 @@ class Spool(SQLModel, table=True):
     dedupe_key: str = Field(unique=True)
     message_id: str | None = None
     door: str = "smtp"
-    mail_from: str = ""
+    # The envelope sender: "" is the null reverse-path of a notification (RFC 5321
+    # §4.5.5); None means the door had no envelope (an import).
+    mail_from: str | None = None
     rcpt_tos: list[str] = _json(default_factory=list)
     raw: bytes = Field(sa_type=LargeBinary)
     size: int = 0

@@ -44,9 +44,13 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     return f"sha256:{hashlib.sha256(raw).hexdigest()}", None
 
 
-def intake(engine: Engine, raw: bytes, *, door: str, mail_from: str, rcpt_tos: list[str],
+def intake(engine: Engine, raw: bytes, *, door: str, mail_from: str | None, rcpt_tos: list[str],
            now: datetime) -> Intake:
-    """Commit ``raw`` with its envelope; raises only when the database fails."""
+    """Commit ``raw`` with its envelope; raises only when the database fails.
+
+    ``mail_from`` is ``""`` for the null reverse-path and None when there is no
+    envelope at all.
+    """
     key, message_id = dedupe_key(raw)
     row = Spool(dedupe_key=key, message_id=message_id, door=door, mail_from=mail_from,
                 rcpt_tos=rcpt_tos, raw=raw, size=len(raw), received_at=now)

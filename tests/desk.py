@@ -49,7 +49,7 @@ class Desk:
                 mail_from: str | None = "sender@example.net", door: str = "smtp"):
         """Spool and process one message; returns the pipeline's Result (None if a dupe)."""
         raw = msg if isinstance(msg, bytes) else msg.as_bytes(policy=email.policy.SMTP)
-        stored = spool.intake(self.svc.engine, raw, door=door, mail_from=mail_from or "",
+        stored = spool.intake(self.svc.engine, raw, door=door, mail_from=mail_from,
                               rcpt_tos=[rcpt], now=self.clock())
         return pipeline.process(self.svc, stored.spool_id)
 

@@ -6,9 +6,7 @@ crash either.  Each file goes through two mailboxes: ``create@`` (anyone opens a
 so the auto reply and the staff mail are rendered from the file's headers and text) and
 ``hd@`` (unknown senders are forwarded to sales with the original attached).
 
-The envelope sender is a plain address: the desk stores "no envelope" as "", which the
-classifier reads as the null reverse-path of a bounce, and then nothing would get past
-classification.  Classification here therefore rests on the headers alone.
+The envelope sender is a plain address, so classification rests on the headers alone.
 
 Corpus files that share a Message-ID (or bytes) would dedupe against each other on one
 desk, so each mailbox keeps a few desks ("lanes") and a file goes to the first lane
@@ -18,6 +16,7 @@ that has not seen its dedupe key: every file really runs through the pipeline.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 
 import pytest
 
@@ -35,23 +34,12 @@ if not ROOT.is_dir():
 
 FILES = sorted(p.relative_to(ROOT).as_posix() for p in ROOT.rglob("*")
                if p.is_file() and p.suffix not in (".md", ".json"))
-BOUNCES = [f for f in FILES if f.startswith("sisimai/bsd/")]
+BOUNCES = [f for f in FILES if f.startswith("sisimai/bsd/")]  # sisimai/not/ are not bounces
 ENVELOPE_FROM = "corpus@example.net"
 MAILBOXES = ("create@example.com", "hd@example.com")
 
-KNOWN_CRASHES = {
-    "mail-parser/mail_test_9": (
-        "BUG: a gb2312 Subject with one undecodable byte stays RFC 2047-encoded in "
-        "ParsedMail.subject (message.decode_text falls back to the raw value); the "
-        "outbound Subject re-decodes it to lone surrogates and msg.as_bytes() raises "
-        "UnicodeEncodeError in outbox.enqueue"),
-}
-
-
 def _pipeline_param(rel: str, rcpt: str):
-    marks = [pytest.mark.xfail(strict=True, reason=KNOWN_CRASHES[rel])] \
-        if rel in KNOWN_CRASHES else []
-    return pytest.param(rel, rcpt, id=f"{rcpt.partition('@')[0]}:{rel}", marks=marks)
+    return pytest.param(rel, rcpt, id=f"{rcpt.partition('@')[0]}:{rel}")
 
 
 class Lanes:
@@ -77,7 +65,7 @@ class Lanes:
 
 
 @pytest.fixture(scope="module")
-def lanes(tmp_path_factory):
+def lanes(tmp_path_factory) -> Iterator[dict[str, Lanes]]:
     logging.getLogger("mailgate").setLevel(logging.CRITICAL)  # failures are asserted on
     yield {rcpt: Lanes(tmp_path_factory, rcpt) for rcpt in MAILBOXES}
     logging.getLogger("mailgate").setLevel(logging.NOTSET)

@@ -8,6 +8,7 @@ auto-reply rate limit, what staff and customers receive, and failed-mail recover
 
 from __future__ import annotations
 
+import base64
 from email.message import EmailMessage
 
 import pytest
@@ -226,3 +227,13 @@ def test_ticket_subject_loses_reply_prefixes_and_unknown_tags(desk):
     result = desk.deliver(mail("mario@acme.it", "Re: AW: [#999] Printer"))
     assert (result.outcome, result.ticket) == ("created", 10000)
     assert ticket_view(desk, 10000)["subject"] == "Printer"
+
+
+def test_customer_subject_cannot_inject_headers_into_our_mails(desk):
+    word = base64.b64encode(b"Printer\r\nBcc: victim@evil.example").decode()
+    raw = (f"From: mario@acme.it\r\nTo: hd@example.com\r\nSubject: =?x-bogus?b?{word}?=\r\n"
+           f"Message-ID: <inject-1@acme.it>\r\n\r\nHello\r\n").encode()
+    assert desk.deliver(raw).outcome == "created"
+    queued = desk.outbox()
+    assert len(queued) == 2  # auto_reply and staff_new_ticket
+    assert [m["Bcc"] for m in queued] == [None, None]

@@ -70,7 +70,7 @@ class SpoolHandler:
         try:
             stored = await asyncio.to_thread(
                 spool.intake, self.svc.engine, envelope.original_content,
-                door=self.door, mail_from=envelope.mail_from or "",
+                door=self.door, mail_from=reverse_path(envelope.mail_from),
                 rcpt_tos=[r.lower() for r in envelope.rcpt_tos], now=self.svc.clock(),
             )
         except Exception as exc:  # noqa: BLE001 - any storage failure is a tempfail
@@ -79,6 +79,11 @@ class SpoolHandler:
         self.on_spooled()
         template = REPLY_DUPLICATE if stored.duplicate else REPLY_ACCEPTED
         return template.format(id=stored.spool_id)
+
+
+def reverse_path(mail_from: str | None) -> str:
+    """The envelope sender as stored: ``""`` for the null path ``<>``."""
+    return (mail_from or "").strip().strip("<>")
 
 
 def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callable[[], SMTP]:

@@ -56,8 +56,16 @@ class Templates:
 
 
 def one_line(value: str) -> str:
-    """Collapse CR, LF and runs of white space: header values stay one line."""
-    return " ".join(value.split())
+    """A header value that stays one header with the text it shows.
+
+    CR, LF and runs of white space collapse; other control characters and lone
+    surrogates go; and "=?" gets an invisible zero-width space, because the email
+    package decodes RFC 2047 words in values it is given, which would let a
+    customer's literal "=?utf-8?b?…?=" turn back into CR/LF (header injection).
+    """
+    text = " ".join(value.split())
+    text = "".join(c for c in text if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+    return text.replace("=?", "=\u200b?")
 
 
 @dataclass
@@ -78,7 +86,7 @@ def build(envelope: Envelope, rendered: Rendered, now: datetime) -> EmailMessage
     """The outbound message: headers from ``envelope``, body from ``rendered``."""
     msg = EmailMessage()
     msg["From"] = envelope.from_
-    msg["To"] = envelope.to
+    msg["To"] = one_line(envelope.to)
     msg["Subject"] = one_line(rendered.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = envelope.message_id

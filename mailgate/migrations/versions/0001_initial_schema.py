@@ -72,7 +72,7 @@ def upgrade() -> None:
         sa.Column("dedupe_key", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("message_id", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("door", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
-        sa.Column("mail_from", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("mail_from", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("rcpt_tos", sa.JSON(), nullable=False),
         sa.Column("raw", sa.LargeBinary(), nullable=False),
         sa.Column("size", sa.Integer(), nullable=False),
