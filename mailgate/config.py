@@ -79,6 +79,12 @@ class ImapConfig(Section):
     processed_folder: str = "Processed"
     idle: bool = True
     poll_interval: str = "60s"
+    cafile: Path | None = None  # a CA bundle for a private certificate (tests, lab)
+
+    @property
+    def key(self) -> str:
+        """The account's name in the IMAP state table: ``user@host:port``."""
+        return f"{self.username}@{self.host}:{self.port}"
 
 
 class OutboundConfig(Section):
@@ -274,6 +280,9 @@ def _resolved(config: Config, base: Path) -> Config:
     for name in ("rules", "templates", "data"):
         setattr(paths, name, (base / getattr(paths, name)).resolve())
     config.outbound.maildir = (base / config.outbound.maildir).resolve()
+    for account in config.imap:
+        if account.cafile:
+            account.cafile = (base / account.cafile).resolve()
     url = config.database.url
     if url.startswith("sqlite:///") and not url.startswith("sqlite:////"):
         rest = url.removeprefix("sqlite:///")

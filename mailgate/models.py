@@ -197,6 +197,23 @@ class Outbox(SQLModel, table=True):
     last_error: str | None = Field(default=None, sa_type=Text)
 
 
+class ImapState(SQLModel, table=True):
+    """Where an IMAP account's folder was read up to (RFC 3501 §2.3.1.1).
+
+    A UID is only meaningful with its folder's UIDVALIDITY; when that changes, the
+    folder is read again from the start and the spool's dedupe key keeps already
+    received mail from being taken twice.
+    """
+
+    __table_args__ = (UniqueConstraint("account", "folder"),)
+    id: int | None = Field(default=None, primary_key=True)
+    account: str
+    folder: str
+    uidvalidity: int = 0
+    last_uid: int = 0
+    updated_at: datetime = _when()
+
+
 class Counter(SQLModel, table=True):
     """Named counters; ``ticket`` numbers tickets without gaps between instances."""
 

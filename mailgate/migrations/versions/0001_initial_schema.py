@@ -40,6 +40,17 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name"),
     )
     op.create_table(
+        "imapstate",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("account", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("folder", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("uidvalidity", sa.Integer(), nullable=False),
+        sa.Column("last_uid", sa.Integer(), nullable=False),
+        sa.Column("updated_at", mailgate.models.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("account", "folder"),
+    )
+    op.create_table(
         "outbox",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("ticket_number", sa.Integer(), nullable=True),
@@ -272,6 +283,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_outbox_message_id"))
 
     op.drop_table("outbox")
+    op.drop_table("imapstate")
     op.drop_table("counter")
     op.drop_table("company")
     # ### end Alembic commands ###
