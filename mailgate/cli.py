@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 import sys
 from importlib.metadata import version
 from pathlib import Path
@@ -22,7 +23,7 @@ from mailgate.checks import check_all
 from mailgate.config import ConfigError
 from mailgate.senders import sync
 
-EX_USAGE, EX_TEMPFAIL, EX_CONFIG = 64, 75, 78
+EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 64, 65, 75, 78
 
 
 class Context:
@@ -76,7 +77,28 @@ def _emit(data, as_json: bool, columns: list[str]) -> None:
         click.echo("  ".join(str(item.get(c, "")) for c in columns))
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class _Group(click.Group):
+    """click's group with sysexits(3) statuses: a usage error exits 64, not 2."""
+
+    def main(self, args=None, **extra):
+        try:
+            status = super().main(args=args, standalone_mode=False, **extra)
+        except click.UsageError as exc:
+            exc.show()
+            sys.exit(EX_USAGE)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        except OperationalError as exc:
+            hint = " (has 'mailgate db upgrade' been run?)" if "no such" in str(exc.orig) else ""
+            _fail(EX_TEMPFAIL, f"database error: {exc.orig}{hint}")
+        sys.exit(status if isinstance(status, int) else 0)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", metavar="PATH",
               help="Config file (default $MAILGATE_CONFIG, then /etc/mailgate/config.toml).")
 @click.version_option(version("mailgate"), prog_name="mailgate")
@@ -101,6 +123,123 @@ def serve(obj: Context, intake_only: bool) -> None:
 
     svc = obj.ready_services()
     sys.exit(asyncio.run(Daemon(svc, process=not intake_only).run()))
+
+
+def _settle(svc: bootstrap.Services) -> list:
+    """Process what is pending and send what is due: the doors that work without the
+    daemon (deliver, poll --once, import) leave nothing waiting for it."""
+    from mailgate import pipeline
+    from mailgate.outbound import send
+
+    results = pipeline.process_pending(svc)
+    cfg = svc.config.outbound
+    send.drain(svc.engine, send.make_transport(cfg), cfg, svc.clock())
+    return results
+
+
+@main.command()
+@click.option("--sender", "-f", help="Envelope sender ('' for the null sender of a bounce).")
+@click.option("--recipient", "-r", "recipients", multiple=True,
+              help="Envelope recipient (repeatable); default: $ORIGINAL_RECIPIENT or "
+                   "$RECIPIENT as set by Postfix, else the first mailbox.")
+@click.option("--spool-only", is_flag=True, help="Store the message; let the daemon process it.")
+@click.pass_obj
+def deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
+            spool_only: bool) -> None:
+    """Take one message on standard input from an MTA (exit 0, 65, 67 or 75)."""
+    from mailgate.inbound import pipe
+
+    try:
+        _deliver(obj, sender, recipients, spool_only)
+    except SystemExit:
+        raise
+    except Exception as exc:  # noqa: BLE001 - rt-mailgate's rule: unknown trouble is a tempfail
+        _fail(pipe.EX_TEMPFAIL, f"cannot take the message now ({type(exc).__name__}: {exc})")
+
+
+def _deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
+             spool_only: bool) -> None:
+    from mailgate.inbound import pipe
+
+    svc = obj.ready_services()
+    raw = pipe.read_message(sys.stdin.buffer, svc.config.smtp.max_message_size)
+    if isinstance(raw, pipe.PipeOutcome):
+        _fail(raw.code, raw.reason)
+    if sender is None:
+        sender = os.environ.get("SENDER")
+    if not recipients:
+        env_rcpt = os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
+        recipients = (env_rcpt,) if env_rcpt else ()
+    outcome = pipe.deliver(svc, raw, sender=sender, recipients=list(recipients))
+    if outcome.code != pipe.EX_OK:
+        _fail(outcome.code, outcome.reason)
+    if not spool_only:
+        try:
+            _settle(svc)
+        except Exception as exc:  # noqa: BLE001 - stored already: the daemon finishes it
+            logging.getLogger("mailgate.pipe").warning("left for the daemon: %s", exc)
+
+
+@main.command("import")
+@click.argument("path", type=click.Path(path_type=Path))
+@click.pass_obj
+def import_(obj: Context, path: Path) -> None:
+    """Import every message of a Maildir or mbox at PATH (safe to run twice)."""
+    from collections import Counter
+
+    from mailgate.inbound import importer
+
+    svc = obj.ready_services()
+    try:
+        box = importer.open_mailbox(path)
+    except importer.NotAMailbox as exc:
+        _fail(EX_DATAERR, str(exc))
+    tally: Counter = Counter()
+    items = importer.messages(box)
+    with click.progressbar(items, length=len(box), label="importing", file=sys.stderr,
+                           hidden=not sys.stderr.isatty()) as bar:
+        try:
+            for raw in bar:
+                importer.import_one(svc, raw, tally)
+        except OperationalError as exc:
+            _fail(EX_TEMPFAIL, f"database unavailable after {sum(tally.values())} messages "
+                  f"({exc.orig}); run the import again to continue")
+    _settle(svc)
+    order = ["new tickets", "threaded", "sales", "ignored", "failed", "already present"]
+    parts = [f"{tally[k]} {k}" for k in order] + [
+        f"{n} {k}" for k, n in tally.items() if k not in order]
+    click.echo(f"{path}: {sum(tally.values())} messages: " + ", ".join(parts))
+
+
+@main.command()
+@click.option("--once", is_flag=True, help="Poll every account once, process, and exit.")
+@click.pass_obj
+def poll(obj: Context, once: bool) -> None:
+    """Fetch mail from the [[imap]] accounts (without --once: keep watching, like serve
+    with the SMTP listener off)."""
+    from mailgate.inbound import imap
+
+    svc = obj.ready_services()
+    if not svc.config.imap:
+        _fail(EX_CONFIG, f"{obj.path}: no [[imap]] account configured")
+    if not once:
+        from mailgate.daemon import Daemon
+
+        sys.exit(asyncio.run(Daemon(svc, listen=False).run()))
+    trouble = 0
+    for account in svc.config.imap:
+        try:
+            got = imap.poll_once(svc, account)
+        except Exception as exc:  # noqa: BLE001 - one account's trouble is reported, not fatal
+            trouble += 1
+            click.echo(f"mailgate: {account.key}: {exc}", err=True)
+            continue
+        click.echo(f"{account.key}: {got.fetched} fetched, {got.spooled} new, "
+                   f"{got.duplicates} already received, {got.left} left on the server")
+        trouble += bool(got.left)
+    _settle(svc)
+    if trouble:
+        sys.exit(EX_TEMPFAIL)
 
 
 @main.command("check-config")

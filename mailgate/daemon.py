@@ -1,5 +1,5 @@
-"""``mailgate serve``: the asyncio loop with the listener, the pipeline worker and the
-outbox worker.
+"""``mailgate serve``: the asyncio loop with the listener, the IMAP watchers, the
+pipeline worker and the outbox worker.
 
 Intake and processing are separate: the listener only spools, the worker processes
 pending rows in arrival order (so a reply is never handled before the mail that
@@ -14,6 +14,8 @@ import asyncio
 import logging
 import signal
 import socket
+import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from sqlalchemy.exc import OperationalError
 
@@ -32,9 +34,11 @@ DRAIN_TIMEOUT = 30.0  # seconds SIGTERM waits for messages being received
 class Daemon:
     """One running instance of ``mailgate serve``."""
 
-    def __init__(self, svc: Services, *, process: bool = True):
+    def __init__(self, svc: Services, *, process: bool = True, listen: bool | None = None):
         self.svc = svc
         self.process = process
+        self.listen = svc.config.smtp.enabled if listen is None else listen
+        self.imap_stop = threading.Event()
         self.stopping = asyncio.Event()
         self.spooled = asyncio.Event()
         self.queued = asyncio.Event()
@@ -46,14 +50,15 @@ class Daemon:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stopping.set)
-        server = await self._listen() if self.svc.config.smtp.enabled else None
-        workers = []
+        server = await self._listen() if self.listen else None
+        workers = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
         if self.process:
-            workers = [asyncio.create_task(self._pipeline_worker()),
-                       asyncio.create_task(self._outbox_worker())]
+            workers += [asyncio.create_task(self._pipeline_worker()),
+                        asyncio.create_task(self._outbox_worker())]
         log.info("ready%s", "" if self.process else " (intake only: nothing is processed)")
         await self.stopping.wait()
         log.info("stopping: draining")
+        self.imap_stop.set()
         if server is not None:
             await self._drain(server)
         self.spooled.set()
@@ -85,6 +90,19 @@ class Daemon:
         for protocol in self.sessions:
             if protocol.transport is not None:
                 protocol.transport.close()
+
+    async def _imap_watcher(self, account) -> None:
+        """One IMAP account, watched in a thread of its own: imapclient blocks, and a
+        watcher must not hold one of the threads that intake and the workers share."""
+        from mailgate.inbound import imap  # imapclient loads only where an account is set
+
+        loop = asyncio.get_running_loop()
+
+        def wake() -> None:
+            loop.call_soon_threadsafe(self.spooled.set)
+
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap") as pool:
+            await loop.run_in_executor(pool, imap.watch, self.svc, account, self.imap_stop, wake)
 
     async def _pipeline_worker(self) -> None:
         while not self.stopping.is_set():

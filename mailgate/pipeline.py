@@ -82,6 +82,17 @@ def process(svc: Services, spool_id: int) -> Result | None:
     return result
 
 
+def process_pending(svc: Services) -> list[Result]:
+    """Process every pending row now (the doors that run without the daemon)."""
+    results = []
+    while ids := spool.pending_ids(svc.engine):
+        for spool_id in ids:
+            result = process(svc, spool_id)
+            if result is not None:
+                results.append(result)
+    return results
+
+
 def _claimed_run(svc: Services, session: Session, spool_id: int) -> Result | None:
     claim = session.execute(
         update(Spool)

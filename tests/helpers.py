@@ -61,7 +61,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def config_text(port: int, extra: str = "") -> str:
+def config_text(port: int, extra: str = "", protocol: str = "smtp") -> str:
     """A config with three mailboxes, one per unknown-sender policy."""
     return f"""
 [database]
@@ -74,6 +74,7 @@ templates = "{PROJECT / 'templates'}"
 [smtp]
 host = "127.0.0.1"
 port = {port}
+protocol = "{protocol}"
 max_message_size = 200000
 
 [[mailbox]]
@@ -153,14 +154,14 @@ class Home:
 
 
 def make_home(root: Path, port: int | None = None, extra: str = "",
-              upgrade: bool = True) -> Home:
+              upgrade: bool = True, protocol: str = "smtp") -> Home:
     """Write config and rules under ``root`` and (with the CLI) bring the schema to head."""
     home = Home(root, port or free_port())
     (root / "rules").mkdir(parents=True, exist_ok=True)
     (root / "rules" / "companies.toml").write_text(COMPANIES)
     (root / "rules" / "staff.toml").write_text(STAFF)
     (root / "rules" / "sla.toml").write_text(SLA)
-    home.config.write_text(config_text(home.port, extra))
+    home.config.write_text(config_text(home.port, extra, protocol))
     if upgrade:
         home.cli("db", "upgrade")
     return home

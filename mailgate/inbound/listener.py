@@ -1,9 +1,11 @@
-"""The SMTP door (aiosmtpd): recipients checked at RCPT, raw bytes spooled at DATA.
+"""The SMTP and LMTP doors (aiosmtpd): recipients checked at RCPT, raw bytes spooled
+at DATA.
 
 The door knows nothing of tickets.  It answers ``250`` only after the spool commit,
 ``550 5.1.1`` for an address no ``[[mailbox]]`` owns, ``552 5.3.4`` over
 ``max_message_size`` and ``451 4.3.0`` whenever the message cannot be stored
-(RFC 3463 enhanced status codes).
+(RFC 3463 enhanced status codes).  Over LMTP (RFC 2033 §4.2) the reply after DATA is
+one line per accepted recipient; the message is spooled once for all of them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from mailgate import spool
@@ -30,9 +33,9 @@ REPLY_TEMPFAIL = "451 4.3.0 Cannot store the message now ({reason}); try again l
 _AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size exceeds")
 
 
-class MailgateSMTP(SMTP):
-    """aiosmtpd's SMTP with our wording of its built-in size refusals, counting the
-    messages being received so that a drain can wait for them."""
+class _DoorProtocol:
+    """What our SMTP and LMTP servers add to aiosmtpd's: our wording of its built-in
+    size refusals, and a count of the messages being received so a drain can wait."""
 
     async def smtp_DATA(self, arg: str) -> None:
         """Receive a message; counted from the DATA command to the final reply."""
@@ -43,19 +46,46 @@ class MailgateSMTP(SMTP):
             self.event_handler.in_flight -= 1
 
     async def push(self, status: str) -> None:
-        """Send ``status``, rewriting aiosmtpd's 552 replies to ``REPLY_TOO_BIG``."""
+        """Send ``status`` as ``reword`` has it."""
+        await super().push(self.reword(status))
+
+    def reword(self, status: str) -> str:
+        """aiosmtpd's 552 replies become ``REPLY_TOO_BIG``."""
         if status.startswith(_AIOSMTPD_TOO_BIG):
-            status = REPLY_TOO_BIG.format(limit=self.data_size_limit)
-        await super().push(status)
+            return REPLY_TOO_BIG.format(limit=self.data_size_limit)
+        return status
+
+
+class MailgateSMTP(_DoorProtocol, SMTP):
+    """The SMTP listener."""
+
+
+class MailgateLMTP(_DoorProtocol, LMTP):
+    """The LMTP listener: a refusal that aiosmtpd gives once after DATA (too big, line
+    too long) is repeated for every recipient, as RFC 2033 §4.2 requires."""
+
+    _after_data = False
+
+    def reword(self, status: str) -> str:
+        """As for SMTP; and a single-line final DATA reply goes once per recipient."""
+        status = super().reword(status)
+        if status.startswith("354"):
+            self._after_data = True
+        elif self._after_data:
+            self._after_data = False
+            rcpts = self.envelope.rcpt_tos if self.envelope else []
+            if "\r\n" not in status and len(rcpts) > 1:
+                status = "\r\n".join([status] * len(rcpts))
+        return status
 
 
 class SpoolHandler:
     """aiosmtpd handler: check recipients, spool the message, then acknowledge."""
 
-    def __init__(self, svc: Services, on_spooled: Callable[[], None], door: str = "smtp"):
+    def __init__(self, svc: Services, on_spooled: Callable[[], None]):
         self.svc = svc
         self.on_spooled = on_spooled
-        self.door = door
+        self.door = svc.config.smtp.protocol
         self.in_flight = 0  # sessions between DATA and its reply (see MailgateSMTP)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
@@ -75,10 +105,14 @@ class SpoolHandler:
             )
         except Exception as exc:  # noqa: BLE001 - any storage failure is a tempfail
             log.error("cannot spool message from %s: %s", envelope.mail_from, exc)
-            return REPLY_TEMPFAIL.format(reason=type(exc).__name__)
-        self.on_spooled()
-        template = REPLY_DUPLICATE if stored.duplicate else REPLY_ACCEPTED
-        return template.format(id=stored.spool_id)
+            reply = REPLY_TEMPFAIL.format(reason=type(exc).__name__)
+        else:
+            self.on_spooled()
+            template = REPLY_DUPLICATE if stored.duplicate else REPLY_ACCEPTED
+            reply = template.format(id=stored.spool_id)
+        if isinstance(server, LMTP):
+            return "\r\n".join(f"{reply} <{rcpt}>" for rcpt in envelope.rcpt_tos)
+        return reply
 
 
 def reverse_path(mail_from: str | None) -> str:
@@ -93,9 +127,10 @@ def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callabl
     wait on DNS for every connection.
     """
     limit = svc.config.smtp.max_message_size
+    protocol = MailgateLMTP if svc.config.smtp.protocol == "lmtp" else MailgateSMTP
 
     def factory() -> SMTP:
-        return MailgateSMTP(handler, hostname=hostname, data_size_limit=limit,
-                            enable_SMTPUTF8=True, decode_data=False, ident="mailgate")
+        return protocol(handler, hostname=hostname, data_size_limit=limit,
+                        enable_SMTPUTF8=True, decode_data=False, ident="mailgate")
 
     return factory

@@ -30,6 +30,7 @@ log = logging.getLogger("mailgate.outbound")
 
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
+SEND_LEASE = timedelta(minutes=5)
 
 
 class MaildirTransport:
@@ -102,15 +103,21 @@ def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
 
 def _attempt(engine: Engine, transport, config: OutboundConfig, row_id: int,
              now: datetime) -> None:
-    # Read, send, then write in a transaction of its own that starts with the UPDATE:
-    # no database lock or snapshot is held while the relay takes its time.
+    # Claim the row with a lease (its next attempt moves past the send), send with no
+    # transaction open, then record the result.  Another worker skips a leased row; if
+    # this process dies while sending, the lease runs out and the row is tried again.
     with session_scope(engine) as session:
-        row = session.get(Outbox, row_id)
-        if row is None or row.state != "queued":
-            return
+        claimed = session.execute(
+            update(Outbox)
+            .where(Outbox.id == row_id, Outbox.state == "queued", Outbox.next_attempt_at <= now)
+            .values(next_attempt_at=now + SEND_LEASE)
+        ).rowcount
+        row = session.get(Outbox, row_id) if claimed else None
+    if row is None:
+        return
     try:
         transport.send(row)
-    except (OSError, smtplib.SMTPException) as exc:
+    except Exception as exc:  # noqa: BLE001 - one unsendable mail must not stop the rest
         changes = _failed_attempt(row, exc, config, now)
     else:
         changes = {"state": "sent", "sent_at": now, "last_error": None}
