@@ -129,14 +129,15 @@ class Home:
         with sqlite3.connect(self.db_path, timeout=10) as conn:
             return conn.execute(sql, params).fetchall()
 
-    def wait_settled(self, spooled: int, timeout: float = 20.0) -> None:
-        """Wait until ``spooled`` spool rows are processed and the outbox is empty."""
+    def wait_settled(self, spooled: int, timeout: float = 20.0, outbox: bool = True) -> None:
+        """Wait until ``spooled`` spool rows are processed and (with ``outbox``) every
+        queued mail is sent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.db_path.exists():
                 done = self.query("SELECT count(*) FROM spool WHERE state != 'pending'")[0][0]
                 queued = self.query("SELECT count(*) FROM outbox WHERE state = 'queued'")[0][0]
-                if done >= spooled and queued == 0:
+                if done >= spooled and not (outbox and queued):
                     return
             time.sleep(0.05)
         raise AssertionError(f"not settled after {timeout}s: {self.query('SELECT * FROM spool')}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 
 from tests.desk import Desk
@@ -95,3 +96,29 @@ def test_json_listings_have_the_spec_shapes(tmp_path):
 
     missing = home.cli("tickets", "show", "99999", check=False)
     assert missing.returncode == 1 and "no ticket 99999" in missing.stderr
+
+
+def test_a_mail_that_fails_is_kept_listed_and_retried_once_fixed(tmp_path):
+    home = make_home(tmp_path)
+    templates = tmp_path / "templates"
+    shutil.copytree(PROJECT / "templates", templates)
+    home.config.write_text(home.config.read_text().replace(
+        f'templates = "{PROJECT / "templates"}"', 'templates = "templates"'))
+    broken = templates / "it" / "auto_reply.txt.j2"
+    good = broken.read_text()
+    broken.write_text("{{ ticket.no_such_field }}\n")  # a sysadmin's typo
+
+    msg = mail("mario@acme.it", "Fails first")
+    proc = subprocess.run([*MAILGATE, "-c", str(home.config), "deliver"], input=msg.as_bytes(),
+                          capture_output=True, timeout=60)
+    assert proc.returncode == 0  # stored: the MTA's job is done whatever happens next
+    [row] = home.json("spool", "list", "--failed")
+    assert row["state"] == "failed" and "no_such_field" in row["error"]
+    assert home.json("tickets", "list") == []
+
+    broken.write_text(good)
+    retried = home.cli("spool", "retry")
+    assert retried.stdout.strip() == f"{row['id']}: processed created"
+    assert home.json("spool", "list", "--failed") == []
+    assert len(home.json("tickets", "list")) == 1
+    assert home.cli("spool", "retry").stdout == ""
