@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import smtplib
+import sqlite3
 
 import pytest
 
@@ -57,3 +58,20 @@ def test_too_big_is_refused_for_every_recipient(lmtp_home):
     _rcpts, replies = lmtp_exchange(lmtp_home, big, ["hd@example.com", "support@example.com"])
     assert [code for code, _ in replies.values()] == [552, 552]
     assert all(text.startswith(b"5.3.4") for _, text in replies.values())
+
+
+def test_locked_database_is_451_for_every_recipient_then_accepted_once(lmtp_home):
+    msg = mail("mario@acme.it", "LMTP while locked")
+    locker = sqlite3.connect(lmtp_home.db_path, isolation_level=None)
+    locker.execute("BEGIN EXCLUSIVE")
+    try:
+        _rcpts, replies = lmtp_exchange(lmtp_home, msg, ["hd@example.com", "support@example.com"])
+    finally:
+        locker.execute("ROLLBACK")
+        locker.close()
+    assert [(code, text[:5]) for code, text in replies.values()] == [(451, b"4.3.0")] * 2
+    _rcpts, replies = lmtp_exchange(lmtp_home, msg, ["hd@example.com", "support@example.com"])
+    assert [code for code, _ in replies.values()] == [250, 250]
+    lmtp_home.wait_settled(len(lmtp_home.query("SELECT id FROM spool")))
+    rows = lmtp_home.query("SELECT state FROM spool WHERE message_id = ?", msg["Message-ID"])
+    assert rows == [("processed",)]
