@@ -7,7 +7,6 @@ that a careful sysadmin would not run in production.
 from __future__ import annotations
 
 from mailgate.config import Config, ConfigError
-from mailgate.durations import parse_duration
 from mailgate.outbound.compose import FALLBACK_LANGUAGE, Templates
 from mailgate.policy import load_policy
 
@@ -37,13 +36,6 @@ def check_all(config: Config) -> tuple[list[str], list[str]]:
             if not (config.paths.templates / company.language).is_dir():
                 warnings.append(f"company {company.name!r}: no templates in language "
                                 f"{company.language!r}; it gets {FALLBACK_LANGUAGE}")
-    for key, value in (("outbound.max_age", config.outbound.max_age),
-                       *((f"imap[{i}].poll_interval", a.poll_interval)
-                         for i, a in enumerate(config.imap))):
-        try:
-            parse_duration(value)
-        except ValueError as exc:
-            errors.append(f"{src}:{key}: {exc}")
     if config.staff.auth == "none":
         warnings.append(f"{src}:staff.auth: 'none' trusts any From: of a staff address; "
                         "use it only in a lab")

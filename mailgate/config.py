@@ -14,7 +14,16 @@ from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from mailgate.durations import parse_duration
 
 DEFAULT_PATH = Path("/etc/mailgate/config.toml")
 
@@ -81,6 +90,16 @@ class ImapConfig(Section):
     poll_interval: str = "60s"
     cafile: Path | None = None  # a CA bundle for a private certificate (tests, lab)
 
+    _interval = field_validator("poll_interval")(lambda cls, v: _duration(v))
+
+    @model_validator(mode="after")
+    def _processed_elsewhere(self):
+        # Moving a message into the folder it came from gives it a new UID at every
+        # poll: the door would take the same mail for ever.
+        if self.processed_folder == self.folder:
+            raise ValueError("processed_folder must differ from folder")
+        return self
+
     @property
     def key(self) -> str:
         """The account's name in the IMAP state table: ``user@host:port``."""
@@ -98,6 +117,8 @@ class OutboundConfig(Section):
     from_: str = Field("Help Desk <hd@example.com>", alias="from")
     auto_reply_limit: int = Field(5, ge=0)
     max_age: str = "2d"
+
+    _max_age = field_validator("max_age")(lambda cls, v: _duration(v))
 
     @field_validator("from_")
     @classmethod
@@ -175,6 +196,12 @@ class Config(Section):
         for box in self.mailbox:
             own |= {box.address, *box.aliases}
         return own
+
+
+def _duration(value: str) -> str:
+    """Validate a duration such as "60s" or "2d" (kept as written)."""
+    parse_duration(value)
+    return value
 
 
 def _address(value: str) -> str:
