@@ -58,7 +58,7 @@ class Context:
             with db.session_scope(svc.engine) as session:
                 sync(session, svc.policy)
         except OperationalError as exc:
-            _fail(EX_TEMPFAIL, f"database unavailable: {exc.orig}")
+            _fail(EX_TEMPFAIL, f"database unavailable: {str(exc.orig).splitlines()[0]}")
         return svc
 
 
@@ -94,7 +94,7 @@ class _Group(click.Group):
             sys.exit(1)
         except OperationalError as exc:
             hint = " (has 'mailgate db upgrade' been run?)" if "no such" in str(exc.orig) else ""
-            _fail(EX_TEMPFAIL, f"database error: {exc.orig}{hint}")
+            _fail(EX_TEMPFAIL, f"database error: {str(exc.orig).splitlines()[0]}{hint}")
         sys.exit(status if isinstance(status, int) else 0)
 
 
@@ -154,13 +154,16 @@ def deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
     except SystemExit:
         raise
     except Exception as exc:  # noqa: BLE001 - rt-mailgate's rule: unknown trouble is a tempfail
-        _fail(pipe.EX_TEMPFAIL, f"cannot take the message now ({type(exc).__name__}: {exc})")
+        _fail(pipe.EX_TEMPFAIL, f"cannot take the message now ({pipe.first_line(exc)})")
 
 
 def _deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
              spool_only: bool) -> None:
     from mailgate.inbound import pipe
 
+    # The MTA quotes our output in its log and its bounces: warnings and the one line
+    # that says why, nothing else.
+    logging.getLogger().setLevel(logging.WARNING)
     svc = obj.ready_services()
     raw = pipe.read_message(sys.stdin.buffer, svc.config.smtp.max_message_size)
     if isinstance(raw, pipe.PipeOutcome):
@@ -177,7 +180,8 @@ def _deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
         try:
             _settle(svc)
         except Exception as exc:  # noqa: BLE001 - stored already: the daemon finishes it
-            logging.getLogger("mailgate.pipe").warning("left for the daemon: %s", exc)
+            logging.getLogger("mailgate.pipe").warning("left for the daemon: %s",
+                                                       pipe.first_line(exc))
 
 
 @main.command("import")

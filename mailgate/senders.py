@@ -36,25 +36,31 @@ def sync(session: Session, policy: Policy) -> None:
     """Mirror ``policy``'s companies and staff into the database (by name / address).
 
     Entries removed from the files are kept, marked inactive, because tickets still
-    refer to them.
+    refer to them.  Rows are written only when they differ: every door runs this at
+    start, and a no-op must not need the database's write lock.
     """
     companies = {c.name: c for c in session.exec(select(Company))}
     for rule in policy.companies:
-        row = companies.pop(rule.name, None) or Company(name=rule.name)
-        row.domains, row.language, row.plan = rule.domains, rule.language, rule.plan
-        row.managers, row.managers_copy, row.active = rule.managers, rule.managers_copy, True
-        session.add(row)
+        _update(session, companies.pop(rule.name, None) or Company(name=rule.name),
+                domains=rule.domains, language=rule.language, plan=rule.plan,
+                managers=rule.managers, managers_copy=rule.managers_copy, active=True)
     for row in companies.values():
-        row.active = False
-        session.add(row)
+        _update(session, row, active=False)
     staff = {s.address: s for s in session.exec(select(Staff))}
     for rule in policy.staff:
-        row = staff.pop(rule.address, None) or Staff(address=rule.address)
-        row.name, row.skills, row.active = rule.name, rule.skills, True
-        session.add(row)
+        _update(session, staff.pop(rule.address, None) or Staff(address=rule.address),
+                name=rule.name, skills=rule.skills, active=True)
     for row in staff.values():
-        row.active = False
-        session.add(row)
+        _update(session, row, active=False)
+
+
+def _update(session: Session, row, **values) -> None:
+    """Set ``values`` on ``row`` and add it, unless it is stored already with them."""
+    if row.id is not None and all(getattr(row, k) == v for k, v in values.items()):
+        return
+    for key, value in values.items():
+        setattr(row, key, value)
+    session.add(row)
 
 
 def identify(session: Session, policy: Policy, address: str, name: str = "") -> Sender:

@@ -9,14 +9,11 @@ Like rt-mailgate, any unexpected error is a tempfail: a bounce would lose the ma
 
 from __future__ import annotations
 
-import logging
 from dataclasses import dataclass
 from typing import BinaryIO
 
 from mailgate import spool
 from mailgate.bootstrap import Services
-
-log = logging.getLogger("mailgate.pipe")
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 67, 75, 78
 
@@ -28,6 +25,12 @@ class PipeOutcome:
     code: int
     reason: str
     spool_id: int | None = None
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception as one short line (SQLAlchemy's carry the statement on more)."""
+    text = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0] if text else ''}"[:300]
 
 
 def read_message(stream: BinaryIO, limit: int) -> bytes | PipeOutcome:
@@ -55,8 +58,8 @@ def deliver(svc: Services, raw: bytes, *, sender: str | None,
                               rcpt_tos=ours or [svc.config.mailbox[0].address],
                               now=svc.clock())
     except Exception as exc:  # noqa: BLE001 - anything unexpected: the MTA keeps the mail
-        log.error("cannot spool the message: %s", exc)
-        return PipeOutcome(EX_TEMPFAIL, f"cannot store the message now ({type(exc).__name__});"
+        # One line: the MTA quotes this output in its log and in any bounce.
+        return PipeOutcome(EX_TEMPFAIL, f"cannot store the message now ({first_line(exc)});"
                            " the MTA will retry")
     word = "already received" if stored.duplicate else "queued"
     return PipeOutcome(EX_OK, f"{word} as {stored.spool_id}", stored.spool_id)
