@@ -13,6 +13,8 @@ from mailgate.policy import load_policy
 # Templates the code renders; every one must exist in the fallback language.
 TEMPLATE_NAMES = (
     "auto_reply", "staff_new_ticket", "staff_customer_reply", "not_contracted", "sales_forward",
+    "status_open", "status_waiting", "status_resolved", "status_closed", "auto_closed",
+    "reply", "command_error", "command_result", "hours_low", "ticket_list",
 )
 
 

@@ -74,17 +74,27 @@ class SubjectTag:
 
 
 def thread(session: Session, mail: ParsedMail, tag: SubjectTag, domain: str) -> ThreadMatch | None:
-    """The ticket ``mail`` belongs to, or None for a new ticket."""
+    """The ticket ``mail`` belongs to, or None for a new ticket.  Mail about a merged
+    ticket lands on the ticket it was merged into."""
     referenced = list(dict.fromkeys(mail.in_reply_to + mail.references[::-1]))
     for message_id in referenced:
         match = _by_message_id(session, message_id, domain)
         if match:
-            return match
+            return _follow_merges(session, match)
     for number in tag.numbers(mail.subject):
         ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
         if ticket:
-            return ThreadMatch(ticket, VIA_SUBJECT)
+            return _follow_merges(session, ThreadMatch(ticket, VIA_SUBJECT))
     return None
+
+
+def _follow_merges(session: Session, match: ThreadMatch) -> ThreadMatch:
+    seen = {match.ticket.number}
+    while match.ticket.merged_into and match.ticket.merged_into not in seen:
+        seen.add(match.ticket.merged_into)
+        target = session.exec(select(Ticket).where(Ticket.number == match.ticket.merged_into))
+        match = ThreadMatch(target.one(), match.via)
+    return match
 
 
 def _by_message_id(session: Session, message_id: str, domain: str) -> ThreadMatch | None:

@@ -55,6 +55,8 @@ class Company(SQLModel, table=True):
     plan: str = "standard"
     managers: list[str] = _json(default_factory=list)
     managers_copy: bool = False
+    prepaid_hours: float | None = None
+    hours_low_threshold: float | None = None
     active: bool = True
 
 
@@ -96,8 +98,32 @@ class Ticket(SQLModel, table=True):
     updated_at: datetime = _when()
     response_due: datetime | None = _when(default=None)
     eta: datetime | None = _when(default=None)
+    first_response_at: datetime | None = _when(default=None)
+    resolved_at: datetime | None = _when(default=None)
+    closed_at: datetime | None = _when(default=None)
     merged_into: int | None = None
     time_spent_hours: float = 0.0
+
+
+class TimeEntry(SQLModel, table=True):
+    """Work logged with ``#time``, rounded up to a quarter hour."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
+    actor: str = ""
+    hours: float = 0.0
+    at: datetime = _when()
+    spool_id: int | None = Field(default=None, foreign_key="spool.id")
+
+
+class TicketLink(SQLModel, table=True):
+    """Two related tickets (``#link``), stored once with the lower id first."""
+
+    __table_args__ = (UniqueConstraint("ticket_id", "other_id"),)
+    id: int | None = Field(default=None, primary_key=True)
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    other_id: int = Field(foreign_key="ticket.id", index=True)
 
 
 class Participant(SQLModel, table=True):

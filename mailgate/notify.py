@@ -46,8 +46,10 @@ class Notifier:
     def __init__(self, svc: Services, session: Session, mailbox: MailboxConfig, now: datetime):
         self.svc, self.session, self.mailbox, self.now = svc, session, mailbox, now
 
-    def context(self, ticket: Ticket | None, company: Company | None, mail: ParsedMail) -> dict:
-        """The template variables for a mail about ``ticket`` answering ``mail``."""
+    def context(self, ticket: Ticket | None, company: Company | None, mail: ParsedMail,
+                **extra) -> dict:
+        """The template variables for a mail about ``ticket`` answering ``mail``
+        (plus ``extra`` ones); times are shown in the company's timezone."""
         ctx = {
             "received_subject": mail.subject,
             "sender": {"address": mail.from_addr, "name": mail.from_name},
@@ -56,16 +58,33 @@ class Notifier:
             "mailbox": self.mailbox.address,
             "ticket": None,
             "tag": "",
+            **extra,
         }
         if ticket is not None:
+            name = company.name if company else None
             plan = self.svc.policy.plan(company.plan if company else None)
+            zone = self.svc.policy.timezone(name)
             ctx["tag"] = self.svc.tag.format(ticket.number)
             ctx["ticket"] = {
                 "number": ticket.number, "subject": ticket.subject, "status": ticket.status,
                 "priority": plan.label(ticket.priority), "origin": ticket.origin,
-                "requester": ticket.requester, "response_due": ticket.response_due,
+                "requester": ticket.requester, "assignee": ticket.assignee,
+                "response_due": _local(ticket.response_due, zone),
+                "eta": _local(ticket.eta, zone), "time_spent_hours": ticket.time_spent_hours,
             }
         return ctx
+
+    def to_people(self, template: str, ticket: Ticket, company: Company | None,
+                  ctx: dict, answering: ParsedMail | None = None) -> None:
+        """An automatic mail to the requester and the Cc participants, and a copy to
+        the company's managers where ``managers_copy`` is set (SPEC §4)."""
+        people = [a for a in tickets.participants(self.session, ticket)
+                  if not self.svc.policy.staff_member(a)]
+        if company is not None and company.managers_copy:
+            people += [m for m in company.managers if m not in people]
+        lang = company.language if company else "en"
+        for address in people:
+            self.to_customer(Notice(template, address, lang, ctx, answering), ticket)
 
     def to_customer(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
         """Queue an automatic customer mail unless RFC 3834 or the rate limit forbid it."""
@@ -86,7 +105,7 @@ class Notifier:
         notice.automatic = False
         return self.queue(notice, ticket, "auto-generated")
 
-    def queue(self, notice: Notice, ticket: Ticket | None, auto_submitted: str,
+    def queue(self, notice: Notice, ticket: Ticket | None, auto_submitted: str | None,
               attach: bytes | None = None) -> Outbox:
         """Render ``notice``, build the message and put it in the outbox."""
         rendered = self.svc.templates.render(notice.template, notice.lang, notice.context)
@@ -109,6 +128,10 @@ class Notifier:
         return enqueue(self.session, msg, template=notice.template,
                        ticket_number=ticket.number if ticket else None,
                        automatic=notice.automatic, now=self.now)
+
+
+def _local(when: datetime | None, zone) -> datetime | None:
+    return when.astimezone(zone) if when else None
 
 
 def _ticket_key(ticket: Ticket | None) -> tuple:

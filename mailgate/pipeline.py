@@ -12,50 +12,24 @@ from __future__ import annotations
 import logging
 import time
 import traceback
-from dataclasses import dataclass, field
-from datetime import datetime
 
 from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from mailgate import correlate, senders, spool, tickets
+from mailgate import correlate, customermail, senders, spool, staffmail, tickets
 from mailgate.authorize import authorize
 from mailgate.bootstrap import Services
 from mailgate.classify import classify
 from mailgate.config import MailboxConfig
 from mailgate.db import session_scope
-from mailgate.message import ParsedMail, parse
-from mailgate.models import Spool, Ticket
+from mailgate.message import parse
+from mailgate.models import Company, Spool, Ticket
 from mailgate.notify import Notice, Notifier
+from mailgate.run import Result, Run
 from mailgate.senders import STAFF, UNKNOWN, Sender
 
 log = logging.getLogger("mailgate.pipeline")
-
-
-@dataclass
-class Result:
-    """What processing decided: spool state, outcome, ticket and the notes behind it."""
-
-    state: str
-    outcome: str
-    ticket: int | None = None
-    notes: list[str] = field(default_factory=list)
-    message_id: str | None = None
-    sender: str = ""
-
-
-@dataclass
-class Run:
-    """One message on its way through the steps."""
-
-    svc: Services
-    session: Session
-    row: Spool
-    mail: ParsedMail
-    mailbox: MailboxConfig
-    now: datetime
-    notifier: Notifier
 
 
 def process(svc: Services, spool_id: int) -> Result | None:
@@ -129,6 +103,8 @@ def steps(run: Run) -> Result:
     if not verdict.normal:
         return Result(spool.IGNORED, f"{verdict.kind}: {verdict.reason}")
     sender = senders.identify(run.session, run.svc.policy, run.mail.from_addr, run.mail.from_name)
+    if customermail.is_list_request(run, sender):
+        return customermail.send_list(run, sender)
     match = correlate.thread(run.session, run.mail, run.svc.tag, run.svc.config.outbound.domain)
     if not match:
         return new_or_unknown(run, sender, [])
@@ -170,18 +146,14 @@ def new_ticket(run: Run, sender: Sender, notes: list[str]) -> Result:
 
 
 def add_to_ticket(run: Run, sender: Sender, ticket: Ticket, why: str) -> Result:
-    """Add the mail to ``ticket``; a customer's mail is announced to staff."""
-    session, mail = run.session, run.mail
-    senders.remember(session, sender, run.now)
-    tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
+    """Add the mail to ``ticket``: staff mail runs commands, customer mail may close
+    or reopen it."""
+    senders.remember(run.session, sender, run.now)
     _add_copies(run, ticket)
-    tickets.record(session, ticket, "article", run.now, actor=sender.address,
-                   detail=f"mail {mail.message_id} added ({why})", spool_id=run.row.id)
-    if sender.kind != STAFF:
-        company = sender.company if sender.company_id == ticket.company_id else None
-        ctx = run.notifier.context(ticket, company, mail)
-        _tell_staff(run, ticket, "staff_customer_reply", ctx)
-    return Result(spool.PROCESSED, "threaded", ticket.number)
+    company = run.session.get(Company, ticket.company_id) if ticket.company_id else None
+    if sender.kind == STAFF:
+        return staffmail.handle(run, sender, ticket, company)
+    return customermail.handle(run, sender, ticket, company, why)
 
 
 def unknown_sender(run: Run, sender: Sender, notes: list[str]) -> Result:

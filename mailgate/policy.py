@@ -10,6 +10,7 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -67,6 +68,22 @@ class PlanRule(BaseModel):
         return rule.label if rule and rule.label else priority
 
 
+class CalendarRule(BaseModel):
+    """A business calendar; this module reads its timezone, the SLA engine the rest."""
+
+    model_config = ConfigDict(extra="allow")
+    timezone: str = "UTC"
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown timezone {value!r}") from exc
+        return value
+
+
 @dataclass
 class Policy:
     """Everything loaded from ``rules/``, with the lookups the pipeline needs."""
@@ -74,6 +91,17 @@ class Policy:
     companies: list[CompanyRule] = field(default_factory=list)
     staff: list[StaffRule] = field(default_factory=list)
     plans: dict[str, PlanRule] = field(default_factory=dict)
+    calendars: dict[str, CalendarRule] = field(default_factory=dict)
+
+    def company(self, name: str | None) -> CompanyRule | None:
+        """The company called ``name``."""
+        return next((c for c in self.companies if c.name == name), None)
+
+    def timezone(self, company: str | None) -> ZoneInfo:
+        """The timezone of the company's calendar (UTC when it has none)."""
+        rule = self.company(company)
+        calendar = self.calendars.get(rule.calendar or "") if rule else None
+        return ZoneInfo(calendar.timezone if calendar else "UTC")
 
     def company_for_domain(self, domain: str) -> CompanyRule | None:
         """The company whose domain is ``domain`` or a parent of it (longest match wins)."""
@@ -100,8 +128,10 @@ def load_policy(rules_dir: Path) -> Policy:
     problems: list[str] = []
     companies = _load_list(rules_dir / "companies.toml", "company", CompanyRule, problems)
     staff = _load_list(rules_dir / "staff.toml", "staff", StaffRule, problems)
-    plans = _load_plans(rules_dir / "sla.toml", problems)
-    policy = Policy(companies, staff, plans)
+    sla = _read(rules_dir / "sla.toml", problems)
+    plans = _load_tables(rules_dir / "sla.toml", sla, "plan", PlanRule, problems)
+    calendars = _load_tables(rules_dir / "sla.toml", sla, "calendar", CalendarRule, problems)
+    policy = Policy(companies, staff, plans, calendars)
     problems += _cross_check(policy, rules_dir)
     if problems:
         raise ConfigError(problems)
@@ -130,14 +160,14 @@ def _load_list(path: Path, key: str, model, problems: list[str]) -> list:
     return items
 
 
-def _load_plans(path: Path, problems: list[str]) -> dict[str, PlanRule]:
-    plans = {}
-    for name, raw in _read(path, problems).get("plan", {}).items():
+def _load_tables(path: Path, data: dict, key: str, model, problems: list[str]) -> dict:
+    tables = {}
+    for name, raw in data.get(key, {}).items():
         try:
-            plans[name] = PlanRule.model_validate(raw)
+            tables[name] = model.model_validate(raw)
         except ValidationError as exc:
-            problems += [f"{path}:plan.{name}: {e['msg']}" for e in exc.errors()]
-    return plans
+            problems += [f"{path}:{key}.{name}: {e['msg']}" for e in exc.errors()]
+    return tables
 
 
 def _cross_check(policy: Policy, rules_dir: Path) -> list[str]:
@@ -153,4 +183,7 @@ def _cross_check(policy: Policy, rules_dir: Path) -> list[str]:
             seen[domain] = company.name
         if policy.plans and company.plan not in policy.plans:
             problems.append(f"{path}:company[{i}].plan: no plan {company.plan!r} in sla.toml")
+        if company.calendar and policy.calendars and company.calendar not in policy.calendars:
+            problems.append(f"{path}:company[{i}].calendar: no calendar {company.calendar!r} "
+                            "in sla.toml")
     return problems

@@ -43,7 +43,9 @@ def sync(session: Session, policy: Policy) -> None:
     for rule in policy.companies:
         _update(session, companies.pop(rule.name, None) or Company(name=rule.name),
                 domains=rule.domains, language=rule.language, plan=rule.plan,
-                managers=rule.managers, managers_copy=rule.managers_copy, active=True)
+                managers=rule.managers, managers_copy=rule.managers_copy,
+                prepaid_hours=rule.prepaid_hours, hours_low_threshold=rule.hours_low_threshold,
+                active=True)
     for row in companies.values():
         _update(session, row, active=False)
     staff = {s.address: s for s in session.exec(select(Staff))}

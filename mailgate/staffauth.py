@@ -24,10 +24,10 @@ Three modes:
     the door directly brings whatever headers its sender wrote.
 
 ``dkim``
-    Verify the DKIM signatures (RFC 6376) of the raw mail with dkimpy; one that
-    verifies, signs From (RFC 6376 §5.4) and carries no ``l=`` body length limit
-    (RFC 6376 §8.2: content could be appended below the signed part) must have a ``d=``
-    aligned with the From domain.
+    Verify the DKIM signatures (RFC 6376) of the raw mail with dkimpy.  It passes when
+    one signature has a ``d=`` aligned with the From domain, signs From (RFC 6376
+    §6.1.1; dkimpy does not check this when verifying), carries no ``l=`` body length
+    limit (RFC 6376 §8.2: text could be appended below the signed part) and verifies.
 
 ``none``
     No check at all: for a lab; ``mailgate check-config`` warns about it.
@@ -37,6 +37,7 @@ Suffix List: the domains are equal, or one is a subdomain of the other.  This ac
 ``alice@mail.example.com`` signed by ``example.com``, refuses siblings such as
 ``a.example.com`` against ``b.example.com``, and never aligns a bare top-level domain.
 
+The Authentication-Results values are read from the raw mail, not RFC 2047 decoded.
 ``authenticate`` never raises: any error is a failed verdict whose reason says why.
 """
 
@@ -44,6 +45,8 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
 
 import authres
 import dkim
@@ -73,8 +76,9 @@ def authenticate(
 ) -> AuthVerdict:
     """Authenticate the From domain of ``mail`` the way ``config.auth`` says.
 
-    ``raw`` is the message as received (for ``dkim``), ``mail_from`` the envelope
-    sender (for ``authres`` SPF results that name none).  ``dns_lookup`` replaces
+    ``raw`` is the message as received (for ``dkim``, and for the undecoded
+    Authentication-Results values), ``mail_from`` the envelope sender (for ``authres``
+    SPF results that name none).  ``dns_lookup`` replaces
     dkimpy's DNS TXT lookup; it follows dkimpy's ``dnsfunc`` convention,
     ``dns_lookup(name: bytes, timeout=5) -> bytes | None``.  Never raises.
     """
@@ -85,7 +89,8 @@ def authenticate(
         return AuthVerdict(False, "the mail has no From address to authenticate")
     try:
         if config.auth == "authres":
-            return _by_authres(config.authserv_id, mail, from_domain, mail_from)
+            values = _authres_values(mail, raw)
+            return _by_authres(config.authserv_id, values, from_domain, mail_from)
         if config.auth == "dkim":
             return _by_dkim(raw, from_domain, dns_lookup)
     except Exception as exc:  # noqa: BLE001 - a failed check is a failed verdict
@@ -111,14 +116,29 @@ def aligned(domain: str | None, from_domain: str) -> bool:
 # --- authres ---------------------------------------------------------------------------
 
 
+def _authres_values(mail: ParsedMail, raw: bytes) -> list[str]:
+    """The ``Authentication-Results`` values, topmost first, as received.
+
+    Read from ``raw`` without RFC 2047 decoding: ``ParsedMail.headers`` holds decoded
+    values, where ``=?utf-8?q?mx.example.com?=`` (which the border MTA does not take for
+    its own authserv-id, and so does not strip) would read as ``mx.example.com``.
+    ``mail.headers`` serves only when ``raw`` is empty.
+    """
+    if not raw:
+        return mail.headers.get("authentication-results", [])
+    msg = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    return [str(v) for v in msg.get_all("authentication-results") or []]
+
+
 def _by_authres(
-    authserv_id: str, mail: ParsedMail, from_domain: str, mail_from: str | None
+    authserv_id: str, values: list[str], from_domain: str, mail_from: str | None
 ) -> AuthVerdict:
     ours = authserv_id.strip().lower()
     if not ours:
-        return AuthVerdict(False, "staff.authserv_id is not set: no Authentication-Results "
-                                  "can be trusted")
-    for value in mail.headers.get("authentication-results", []):
+        return AuthVerdict(
+            False, "staff.authserv_id is not set: no Authentication-Results can be trusted"
+        )
+    for value in values:
         if _authserv_id(value) == ours:
             return _judge_header(value, ours, from_domain, mail_from)
     return AuthVerdict(False, f"no Authentication-Results from {ours}")
@@ -131,7 +151,7 @@ def _authserv_id(value: str) -> str:
         comment = _COMMENT_RE.match(text)
         if not comment:
             return ""
-        text = text[comment.end():].lstrip()
+        text = text[comment.end() :].lstrip()
     match = _AUTHSERV_RE.match(text)
     if not match:
         return ""
@@ -168,8 +188,9 @@ def _judge_header(value: str, ours: str, from_domain: str, mail_from: str | None
 
 def _dkim_domain(result) -> str:
     """``header.d`` of a dkim result, else the domain of ``header.i``."""
-    return (getattr(result, "header_d", None) or _domain(getattr(result, "header_i", None))
-            or "").lower()
+    return (
+        getattr(result, "header_d", None) or _domain(getattr(result, "header_i", None)) or ""
+    ).lower()
 
 
 def _spf_domain(result, mail_from: str | None) -> str:

@@ -9,12 +9,21 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, update
+from sqlalchemy import case, func, update
 from sqlmodel import Session, select
 
 from mailgate import msgids
 from mailgate.message import ParsedMail
-from mailgate.models import Article, Attachment, Counter, Event, Participant, Ticket
+from mailgate.models import (
+    Article,
+    Attachment,
+    Counter,
+    Event,
+    Participant,
+    Ticket,
+    TicketLink,
+    TimeEntry,
+)
 
 TICKET_COUNTER = "ticket"
 
@@ -83,6 +92,62 @@ def add_participant(session: Session, ticket: Ticket, address: str, role: str = 
     session.add(Participant(ticket_id=ticket.id, address=address, role=role))
     session.flush()
     return True
+
+
+def remove_participant(session: Session, ticket: Ticket, address: str) -> None:
+    """``address`` no longer takes part in the ticket."""
+    for row in session.exec(select(Participant).where(
+            Participant.ticket_id == ticket.id, Participant.address == address)):
+        session.delete(row)
+
+
+def participants(session: Session, ticket: Ticket) -> list[str]:
+    """Every address that takes part in the ticket, the requester first."""
+    rows = session.exec(select(Participant).where(Participant.ticket_id == ticket.id)
+                        .order_by(Participant.id))
+    return [p.address for p in rows]
+
+
+def log_time(session: Session, ticket: Ticket, hours: float, now: datetime, *, actor: str,
+             spool_id: int | None = None) -> None:
+    """Record ``hours`` of work on the ticket (and so on its company's package)."""
+    session.add(TimeEntry(ticket_id=ticket.id, company_id=ticket.company_id, actor=actor,
+                          hours=hours, at=now, spool_id=spool_id))
+    ticket.time_spent_hours += hours
+    ticket.updated_at = now
+    session.add(ticket)
+    record(session, ticket, "time", now, actor=actor, detail=f"{hours:.2f} h",
+           spool_id=spool_id)
+
+
+def hours_used(session: Session, company_id: int) -> float:
+    """Hours logged on all tickets of the company."""
+    total = session.exec(select(func.sum(TimeEntry.hours))
+                         .where(TimeEntry.company_id == company_id)).one()
+    return float(total or 0.0)
+
+
+def link(session: Session, ticket: Ticket, other: Ticket, now: datetime, *, actor: str,
+         spool_id: int | None = None) -> None:
+    """Relate two tickets (once, whichever way round it is asked)."""
+    low, high = sorted((ticket.id, other.id))
+    exists = session.exec(select(TicketLink).where(
+        TicketLink.ticket_id == low, TicketLink.other_id == high)).first()
+    if exists is None:
+        session.add(TicketLink(ticket_id=low, other_id=high))
+    for one, two in ((ticket, other), (other, ticket)):
+        record(session, one, "link", now, actor=actor, detail=f"related to {two.number}",
+               spool_id=spool_id)
+
+
+def linked_numbers(session: Session, ticket: Ticket) -> list[int]:
+    """Numbers of the tickets related to ``ticket``."""
+    rows = session.exec(select(TicketLink).where(
+        (TicketLink.ticket_id == ticket.id) | (TicketLink.other_id == ticket.id)))
+    ids = [r.other_id if r.ticket_id == ticket.id else r.ticket_id for r in rows]
+    if not ids:
+        return []
+    return sorted(session.exec(select(Ticket.number).where(Ticket.id.in_(ids))))
 
 
 def is_participant(session: Session, ticket_id: int, address: str) -> bool:

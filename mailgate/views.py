@@ -11,6 +11,7 @@ from datetime import datetime
 from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
+from mailgate import tickets
 from mailgate.models import Article, Attachment, Company, Event, Outbox, Participant, Spool, Ticket
 
 
@@ -70,7 +71,7 @@ def show_ticket(session: Session, number: int) -> dict | None:
         time_spent_hours=ticket.time_spent_hours,
         eta=_iso(ticket.eta),
         merged_into=ticket.merged_into,
-        links=[],
+        links=tickets.linked_numbers(session, ticket),
         articles=[_article(session, a) for a in articles],
         events=[{"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail}
                 for e in events],

@@ -29,6 +29,8 @@ def upgrade() -> None:
         sa.Column("plan", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("managers", sa.JSON(), nullable=False),
         sa.Column("managers_copy", sa.Boolean(), nullable=False),
+        sa.Column("prepaid_hours", sa.Float(), nullable=True),
+        sa.Column("hours_low_threshold", sa.Float(), nullable=True),
         sa.Column("active", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("name"),
@@ -144,6 +146,9 @@ def upgrade() -> None:
         sa.Column("updated_at", mailgate.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("response_due", mailgate.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("eta", mailgate.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("first_response_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("resolved_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("merged_into", sa.Integer(), nullable=True),
         sa.Column("time_spent_hours", sa.Float(), nullable=False),
         sa.ForeignKeyConstraint(
@@ -224,6 +229,53 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f("ix_participant_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
+        "ticketlink",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("other_id", sa.Integer(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["other_id"],
+            ["ticket.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["ticket.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("ticket_id", "other_id"),
+    )
+    with op.batch_alter_table("ticketlink", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_ticketlink_other_id"), ["other_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_ticketlink_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "timeentry",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("company_id", sa.Integer(), nullable=True),
+        sa.Column("actor", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("hours", sa.Float(), nullable=False),
+        sa.Column("at", mailgate.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("spool_id", sa.Integer(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["company.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["spool_id"],
+            ["spool.id"],
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["ticket.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+    )
+    with op.batch_alter_table("timeentry", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_timeentry_company_id"), ["company_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_timeentry_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
         "attachment",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("article_id", sa.Integer(), nullable=False),
@@ -250,6 +302,16 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_attachment_article_id"))
 
     op.drop_table("attachment")
+    with op.batch_alter_table("timeentry", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_timeentry_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_timeentry_company_id"))
+
+    op.drop_table("timeentry")
+    with op.batch_alter_table("ticketlink", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ticketlink_ticket_id"))
+        batch_op.drop_index(batch_op.f("ix_ticketlink_other_id"))
+
+    op.drop_table("ticketlink")
     with op.batch_alter_table("participant", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_participant_ticket_id"))
 

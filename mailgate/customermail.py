@@ -1,0 +1,97 @@
+"""A customer's mail on a ticket, and a manager's ``#tickets`` request.
+
+A reply to a resolved ticket confirms it (``#close``, or a confirm phrase in the
+company's language) or reopens it; a reply to a closed ticket reopens it.  Customers
+have one command, ``#close``; any other ``#`` line of theirs is ordinary text.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlmodel import select
+
+from mailgate import i18n, mailcommands, phases, tickets
+from mailgate.models import Company, Ticket
+from mailgate.notify import Notice
+from mailgate.run import Result, Run
+from mailgate.senders import Sender
+from mailgate.spool import PROCESSED
+
+LIST_CLOSED_DAYS = 30  # ``ticket_list`` shows tickets closed in this many days
+
+
+def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None,
+           why: str) -> Result:
+    """Add the customer's mail to ``ticket``, close or reopen it, tell staff."""
+    tickets.add_article(run.session, ticket, run.mail, spool_id=run.row.id, now=run.now)
+    tickets.record(run.session, ticket, "article", run.now, actor=sender.address,
+                   detail=f"mail {run.mail.message_id} added ({why})", spool_id=run.row.id)
+    outcome = "threaded"
+    if _wants_close(run, sender, ticket, company):
+        phases.move(run.session, ticket, "closed", run.now, actor=sender.address,
+                    spool_id=run.row.id, why="confirmed by the customer")
+        ctx = run.notifier.context(ticket, company, run.mail)
+        run.notifier.to_people("status_closed", ticket, company, ctx, run.mail)
+        outcome = "threaded, closed by the customer"
+    elif ticket.status in ("resolved", "closed"):
+        # The customer's own mail is their notice: no status_open goes back to them.
+        phases.move(run.session, ticket, "open", run.now, actor=sender.address,
+                    spool_id=run.row.id, why="reopened by the customer's reply")
+        outcome = "threaded, reopened"
+    ctx = run.notifier.context(ticket, company, run.mail)
+    to = ticket.assignee or run.svc.config.staff.notify
+    if to:
+        notice = Notice("staff_customer_reply", to, run.svc.config.staff.language, ctx, run.mail)
+        run.notifier.to_staff(notice, ticket)
+    return Result(PROCESSED, outcome, ticket.number)
+
+
+def _wants_close(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> bool:
+    """``#close`` from the requester, a participant or a manager, or a confirmation of
+    a resolved ticket."""
+    if ticket.status in ("closed", "merged"):
+        return False
+    lines, text = mailcommands.split(run.mail.text)
+    may_close = (sender.address == ticket.requester
+                 or tickets.is_participant(run.session, ticket.id, sender.address)
+                 or (company is not None and sender.address in company.managers))
+    if may_close and any(line.lower() == "#close" for _, line in lines):
+        return True
+    if ticket.status != "resolved":
+        return False
+    lang = company.language if company else "en"
+    return i18n.confirms(text, i18n.confirm_words(lang, run.svc.config.tickets.confirm_words))
+
+
+def is_list_request(run: Run, sender: Sender) -> bool:
+    """A manager's mail whose subject or first line is ``#tickets``."""
+    if sender.company is None or sender.address not in sender.company.managers:
+        return False
+    first = next((ln.strip() for ln in run.mail.text.splitlines() if ln.strip()), "")
+    return "#tickets" in (run.mail.subject.strip().lower(), first.lower())
+
+
+def send_list(run: Run, sender: Sender) -> Result:
+    """Answer a manager with ``ticket_list``: open and recently closed tickets."""
+    company = sender.company
+    rows = list(run.session.exec(select(Ticket).where(Ticket.company_id == company.id)
+                                 .order_by(Ticket.number)))
+    since = run.now - timedelta(days=LIST_CLOSED_DAYS)
+    plan = run.svc.policy.plan(company.plan)
+    zone = run.svc.policy.timezone(company.name)
+
+    def row(t: Ticket) -> dict:
+        return {"number": t.number, "subject": t.subject, "status": t.status,
+                "priority": plan.label(t.priority), "requester": t.requester,
+                "created_at": t.created_at.astimezone(zone), "assignee": t.assignee}
+
+    open_rows = [row(t) for t in rows if t.status not in ("closed", "merged")]
+    closed_rows = [row(t) for t in rows if t.status == "closed" and t.closed_at
+                   and t.closed_at >= since]
+    ctx = run.notifier.context(None, company, run.mail, open_tickets=open_rows,
+                               closed_tickets=closed_rows, days=LIST_CLOSED_DAYS)
+    notice = Notice("ticket_list", sender.address, company.language, ctx, run.mail,
+                    automatic=False)
+    run.notifier.queue(notice, None, auto_submitted="auto-replied")
+    return Result(PROCESSED, f"ticket list sent ({len(open_rows)} open)", None)
