@@ -135,7 +135,9 @@ def test_a_contact_of_another_company_cannot_write_on_the_ticket(desk):
 def test_staff_reply_threads_without_telling_staff(desk):
     open_printer_ticket(desk)
     result = desk.deliver(mail("alice@example.com", "Re: [#10000] Printer"))
-    assert (result.outcome, result.ticket) == ("threaded", 10000)
+    # Unauthenticated here (no Authentication-Results): kept on the ticket, internal.
+    assert result.ticket == 10000 and result.outcome.startswith("staff mail refused")
+    assert ticket_view(desk, 10000)["articles"][1]["internal"] is True
     assert "staff_customer_reply" not in templates_to(desk, "staff@example.com")
     # whereas a customer's reply is announced to staff
     desk.deliver(mail("mario@acme.it", "Re: [#10000] Printer"))

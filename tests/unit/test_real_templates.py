@@ -12,13 +12,30 @@ from mailgate.outbound.compose import Templates
 
 ROOT = Path(__file__).resolve().parents[2] / "templates"
 LANGUAGES = sorted(p.name for p in ROOT.iterdir() if p.is_dir())
-WITHOUT_TICKET = {"not_contracted", "sales_forward"}
+WITHOUT_TICKET = {"not_contracted", "sales_forward", "ticket_list"}
 
 SUBJECT = "Stampante guasta al 3° piano"
 TICKET = {
     "number": 10042, "subject": SUBJECT, "status": "open", "priority": "P1+",
     "origin": "mail", "requester": "mario.rossi@acme.it",
-    "response_due": datetime(2025, 3, 4, 13, 0, tzinfo=UTC),
+    "response_due": datetime(2025, 3, 4, 13, 0, tzinfo=UTC), "assignee": "alice@example.com",
+    "eta": datetime(2025, 3, 5, 14, 0, tzinfo=UTC), "time_spent_hours": 1.25,
+}
+LISTED = {"number": 10042, "subject": SUBJECT, "status": "open", "priority": "P3",
+          "requester": "mario.rossi@acme.it", "created_at": datetime(2025, 3, 4, tzinfo=UTC),
+          "assignee": None}
+# The variables each template adds to the common ones (see staffmail and customermail).
+EXTRA = {
+    "status_waiting": {"note": "Waiting for the spare part."},
+    "status_resolved": {"auto_close_days": 5, "confirm_words": ["ok chiudete"]},
+    "status_closed": {}, "status_open": {},
+    "auto_closed": {"auto_close_days": 5},
+    "reply": {"status_label": "in lavorazione", "staff_name": "Alice Rossi"},
+    "command_error": {"errors": ["line 1: unknown command '#x'"], "auth_failure": "",
+                      "commands_help": [{"usage": "#note", "help": "internal"}]},
+    "command_result": {"applied": ["#status open: new → open"]},
+    "hours_low": {"balance": 1.5, "threshold": 2.0, "spent": 0.75, "prepaid": 20.0},
+    "ticket_list": {"open_tickets": [LISTED], "closed_tickets": [], "days": 30},
 }
 
 
@@ -34,6 +51,10 @@ def context(with_ticket: bool) -> dict:
     }
 
 
+def full_context(name: str) -> dict:
+    return {**context(name not in WITHOUT_TICKET), **EXTRA.get(name, {})}
+
+
 def test_all_languages_are_present():
     assert set(LANGUAGES) >= {"en", "it", "hu", "ru"}
 
@@ -43,9 +64,10 @@ def test_all_languages_are_present():
 def test_template_renders(name, lang):
     templates = Templates(ROOT)
     assert templates.exists(lang, name), f"{lang}/{name} missing"
-    rendered = templates.render(name, lang, context(name not in WITHOUT_TICKET))
+    rendered = templates.render(name, lang, full_context(name))
     assert rendered.subject and "\n" not in rendered.subject
-    assert SUBJECT in rendered.subject
+    if name != "ticket_list":
+        assert SUBJECT in rendered.subject
     assert rendered.text.strip()
     if name in {"sales_forward", "staff_new_ticket", "staff_customer_reply"}:
         assert "{{ not a template }}" in rendered.text
