@@ -41,6 +41,9 @@ def check_all(config: Config) -> tuple[list[str], list[str]]:
     if config.staff.auth == "none":
         warnings.append(f"{src}:staff.auth: 'none' trusts any From: of a staff address; "
                         "use it only in a lab")
+    if config.staff.auth == "authres" and not config.staff.authserv_id:
+        warnings.append(f"{src}:staff.authserv_id: empty, so no Authentication-Results can "
+                        "be trusted and every staff mail is refused")
     if not config.staff.notify:
         warnings.append(f"{src}:staff.notify: not set; staff hear of new tickets only "
                         "through an assignee")
