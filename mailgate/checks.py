@@ -15,6 +15,7 @@ TEMPLATE_NAMES = (
     "auto_reply", "staff_new_ticket", "staff_customer_reply", "not_contracted", "sales_forward",
     "status_open", "status_waiting", "status_resolved", "status_closed", "auto_closed",
     "reply", "command_error", "command_result", "hours_low", "ticket_list",
+    "sla_warning", "sla_breach", "eta_delayed", "eta_reminder",
 )
 
 

@@ -164,6 +164,12 @@ class SlaConfig(Section):
     escalation_address: str | None = None
 
 
+class JobsConfig(Section):
+    interval: str = "60s"  # how often SLA, ETA and auto-close deadlines are checked
+
+    _interval = field_validator("interval")(lambda cls, v: _duration(v))
+
+
 class MetricsConfig(Section):
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -182,6 +188,7 @@ class Config(Section):
     tickets: TicketsConfig = TicketsConfig()
     staff: StaffConfig = StaffConfig()
     sla: SlaConfig = SlaConfig()
+    jobs: JobsConfig = JobsConfig()
     metrics: MetricsConfig = MetricsConfig()
     source: Path = Path("config.toml")
 

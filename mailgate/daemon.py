@@ -16,11 +16,14 @@ import signal
 import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from sqlalchemy.exc import OperationalError
 
-from mailgate import pipeline, spool
+from mailgate import jobs, pipeline, spool
 from mailgate.bootstrap import Services
+from mailgate.durations import parse_duration
 from mailgate.inbound.listener import SpoolHandler, smtp_factory
 from mailgate.outbound import send
 
@@ -52,12 +55,16 @@ class Daemon:
             loop.add_signal_handler(sig, self.stopping.set)
         server = await self._listen() if self.listen else None
         workers = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
+        scheduler = None
         if self.process:
             workers += [asyncio.create_task(self._pipeline_worker()),
                         asyncio.create_task(self._outbox_worker())]
+            scheduler = self._schedule()
         log.info("ready%s", "" if self.process else " (intake only: nothing is processed)")
         await self.stopping.wait()
         log.info("stopping: draining")
+        if scheduler is not None:
+            scheduler.shutdown(wait=False)
         self.imap_stop.set()
         if server is not None:
             await self._drain(server)
@@ -90,6 +97,23 @@ class Daemon:
         for protocol in self.sessions:
             if protocol.transport is not None:
                 protocol.transport.close()
+
+    def _schedule(self) -> AsyncIOScheduler:
+        """APScheduler runs the deadline jobs every ``[jobs] interval``; a round
+        still running when the next is due is skipped, not doubled."""
+        scheduler = AsyncIOScheduler()
+        seconds = parse_duration(self.svc.config.jobs.interval).total_seconds()
+        scheduler.add_job(self._jobs_round, "interval", seconds=seconds, max_instances=1,
+                          coalesce=True, next_run_time=datetime.now(UTC))
+        scheduler.start()
+        return scheduler
+
+    async def _jobs_round(self) -> None:
+        try:
+            await asyncio.to_thread(jobs.run_due, self.svc, self.svc.clock())
+        except OperationalError as exc:
+            log.error("database unavailable, deadline jobs wait: %s", exc)
+        self.queued.set()
 
     async def _imap_watcher(self, account) -> None:
         """One IMAP account, watched in a thread of its own: imapclient blocks, and a

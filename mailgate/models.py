@@ -97,6 +97,7 @@ class Ticket(SQLModel, table=True):
     created_at: datetime = _when()
     updated_at: datetime = _when()
     response_due: datetime | None = _when(default=None)
+    response_warn_at: datetime | None = _when(default=None)
     eta: datetime | None = _when(default=None)
     first_response_at: datetime | None = _when(default=None)
     resolved_at: datetime | None = _when(default=None)
@@ -238,6 +239,21 @@ class ImapState(SQLModel, table=True):
     uidvalidity: int = 0
     last_uid: int = 0
     updated_at: datetime = _when()
+
+
+class JobMark(SQLModel, table=True):
+    """A scheduled job that fired for a ticket and a deadline.
+
+    Written in the transaction that queues the job's mail, and unique: the job fires
+    once per ticket and deadline, across restarts and across instances.
+    """
+
+    __table_args__ = (UniqueConstraint("job", "ticket_id", "deadline"),)
+    id: int | None = Field(default=None, primary_key=True)
+    job: str
+    ticket_id: int = Field(foreign_key="ticket.id", index=True)
+    deadline: str
+    at: datetime = _when()
 
 
 class Counter(SQLModel, table=True):

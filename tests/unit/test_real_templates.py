@@ -36,6 +36,7 @@ EXTRA = {
     "command_result": {"applied": ["#status open: new → open"]},
     "hours_low": {"balance": 1.5, "threshold": 2.0, "spent": 0.75, "prepaid": 20.0},
     "ticket_list": {"open_tickets": [LISTED], "closed_tickets": [], "days": 30},
+    "sla_warning": {"minutes_left": 45}, "sla_breach": {"minutes_late": 5},
 }
 
 

@@ -145,6 +145,7 @@ def upgrade() -> None:
         sa.Column("created_at", mailgate.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", mailgate.models.UTCDateTime(timezone=True), nullable=False),
         sa.Column("response_due", mailgate.models.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("response_warn_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("eta", mailgate.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("first_response_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
         sa.Column("resolved_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
@@ -211,6 +212,23 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("event", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_event_ticket_id"), ["ticket_id"], unique=False)
+
+    op.create_table(
+        "jobmark",
+        sa.Column("id", sa.Integer(), nullable=False),
+        sa.Column("job", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("ticket_id", sa.Integer(), nullable=False),
+        sa.Column("deadline", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("at", mailgate.models.UTCDateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["ticket.id"],
+        ),
+        sa.PrimaryKeyConstraint("id"),
+        sa.UniqueConstraint("job", "ticket_id", "deadline"),
+    )
+    with op.batch_alter_table("jobmark", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_jobmark_ticket_id"), ["ticket_id"], unique=False)
 
     op.create_table(
         "participant",
@@ -316,6 +334,10 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_participant_ticket_id"))
 
     op.drop_table("participant")
+    with op.batch_alter_table("jobmark", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_jobmark_ticket_id"))
+
+    op.drop_table("jobmark")
     with op.batch_alter_table("event", schema=None) as batch_op:
         batch_op.drop_index(batch_op.f("ix_event_ticket_id"))
 

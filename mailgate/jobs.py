@@ -1,0 +1,153 @@
+"""Scheduled jobs: SLA warnings and breaches, ETA reminders, auto-close (SPEC §5, §4).
+
+``run_due(svc, now)`` does one round and is what tests call with a fake clock; the
+daemon runs it every minute with APScheduler.  Each job fires once per ticket and
+deadline: the ``JobMark`` row it inserts is unique and commits with the job's mail,
+so a restart, a second round or a second instance on the same database never sends
+it again (a concurrent instance's insert fails and its transaction rolls back).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy.exc import IntegrityError
+from sqlmodel import Session, select
+
+from mailgate import phases, tickets
+from mailgate.bootstrap import Services
+from mailgate.config import MailboxConfig
+from mailgate.db import session_scope
+from mailgate.message import ParsedMail
+from mailgate.models import Company, JobMark, Ticket
+from mailgate.notify import Notice, Notifier
+
+log = logging.getLogger("mailgate.jobs")
+
+OPEN_PHASES = ("new", "open", "waiting")
+UNRESOLVED = ("new", "open", "waiting")
+
+
+def run_due(svc: Services, now: datetime) -> dict[str, int]:
+    """Run every job once; how many tickets each one acted on."""
+    return {name: _each(svc, now, name, find, act) for name, find, act in JOBS}
+
+
+def _each(svc: Services, now: datetime, name: str,
+          find: Callable[[Session, Services, datetime], list[tuple[int, str]]],
+          act: Callable) -> int:
+    """Act on every (ticket, deadline) ``find`` returns, each in its own transaction."""
+    with session_scope(svc.engine) as session:
+        due = find(session, svc, now)
+    done = 0
+    for ticket_id, deadline in due:
+        try:
+            with session_scope(svc.engine) as session:
+                session.add(JobMark(job=name, ticket_id=ticket_id, deadline=deadline, at=now))
+                session.flush()  # fails here when this deadline has fired already
+                act(_Job(svc, session, now), session.get(Ticket, ticket_id))
+            done += 1
+        except IntegrityError:
+            continue  # another instance (or an earlier round) did it
+    if done:
+        log.info("job %s acted on %d ticket(s)", name, done)
+    return done
+
+
+class _Job:
+    """What a job's action needs: services, the session, the time, a notifier."""
+
+    def __init__(self, svc: Services, session: Session, now: datetime):
+        self.svc, self.session, self.now = svc, session, now
+        self.notifier = Notifier(svc, session, _mailbox(svc), now)
+
+    def company(self, ticket: Ticket) -> Company | None:
+        return self.session.get(Company, ticket.company_id) if ticket.company_id else None
+
+    def context(self, ticket: Ticket, **extra) -> dict:
+        mail = ParsedMail(subject=ticket.subject, from_addr=ticket.requester)
+        return self.notifier.context(ticket, self.company(ticket), mail, **extra)
+
+    def to_staff(self, template: str, to: str | None, ticket: Ticket, **extra) -> None:
+        if to:
+            notice = Notice(template, to, self.svc.config.staff.language,
+                            self.context(ticket, **extra))
+            self.notifier.to_staff(notice, ticket)
+
+
+def _mailbox(svc: Services) -> MailboxConfig:
+    return svc.config.mailbox[0]
+
+
+# --- SLA --------------------------------------------------------------------------------
+
+def _warn_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
+    query = select(Ticket).where(
+        Ticket.status.in_(OPEN_PHASES), Ticket.first_response_at.is_(None),
+        Ticket.response_warn_at.is_not(None), Ticket.response_warn_at <= now,
+        Ticket.response_due > now)
+    return [(t.id, t.response_due.isoformat()) for t in session.exec(query)]
+
+
+def _warn(job: _Job, ticket: Ticket) -> None:
+    left = ticket.response_due - job.now
+    job.to_staff("sla_warning", ticket.assignee or job.svc.config.staff.notify, ticket,
+                 minutes_left=max(int(left.total_seconds() // 60), 0))
+    tickets.record(job.session, ticket, "sla_warning", job.now,
+                   detail=f"take-charge due {ticket.response_due.isoformat()}")
+
+
+def _breach_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
+    query = select(Ticket).where(
+        Ticket.status.in_(OPEN_PHASES), Ticket.first_response_at.is_(None),
+        Ticket.response_due.is_not(None), Ticket.response_due <= now)
+    return [(t.id, t.response_due.isoformat()) for t in session.exec(query)]
+
+
+def _breach(job: _Job, ticket: Ticket) -> None:
+    to = job.svc.config.sla.escalation_address or job.svc.config.staff.notify
+    job.to_staff("sla_breach", to, ticket,
+                 minutes_late=int((job.now - ticket.response_due).total_seconds() // 60))
+    tickets.record(job.session, ticket, "sla_breach", job.now,
+                   detail=f"take-charge was due {ticket.response_due.isoformat()}")
+
+
+# --- ETA and auto-close -------------------------------------------------------------------
+
+def _eta_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
+    query = select(Ticket).where(Ticket.status.in_(UNRESOLVED), Ticket.eta.is_not(None),
+                                 Ticket.eta <= now)
+    return [(t.id, t.eta.isoformat()) for t in session.exec(query)]
+
+
+def _eta(job: _Job, ticket: Ticket) -> None:
+    company = job.company(ticket)
+    job.notifier.to_people("eta_delayed", ticket, company, job.context(ticket))
+    job.to_staff("eta_reminder", ticket.assignee or job.svc.config.staff.notify, ticket)
+    tickets.record(job.session, ticket, "eta_passed", job.now,
+                   detail=f"expected by {ticket.eta.isoformat()}")
+
+
+def _close_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
+    cutoff = now - timedelta(days=svc.config.tickets.auto_close_days)
+    query = select(Ticket).where(Ticket.status == "resolved", Ticket.resolved_at <= cutoff)
+    return [(t.id, t.resolved_at.isoformat()) for t in session.exec(query)]
+
+
+def _close(job: _Job, ticket: Ticket) -> None:
+    days = job.svc.config.tickets.auto_close_days
+    phases.move(job.session, ticket, "closed", job.now, actor="mailgate",
+                why=f"no answer {days} days after it was resolved")
+    company = job.company(ticket)
+    job.notifier.to_people("auto_closed", ticket, company,
+                           job.context(ticket, auto_close_days=days))
+
+
+JOBS = (
+    ("sla_warning", _warn_due, _warn),
+    ("sla_breach", _breach_due, _breach),
+    ("eta_delayed", _eta_due, _eta),
+    ("auto_close", _close_due, _close),
+)
