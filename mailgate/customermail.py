@@ -28,12 +28,17 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None,
     tickets.record(run.session, ticket, "article", run.now, actor=sender.address,
                    detail=f"mail {run.mail.message_id} added ({why})", spool_id=run.row.id)
     outcome = "threaded"
-    if _wants_close(run, sender, ticket, company):
-        phases.move(run.session, ticket, "closed", run.now, actor=sender.address,
-                    spool_id=run.row.id, why="confirmed by the customer")
-        ctx = run.notifier.context(ticket, company, run.mail)
-        run.notifier.to_people("status_closed", ticket, company, ctx, run.mail)
-        outcome = "threaded, closed by the customer"
+    closing = _closing(run, sender, ticket, company)
+    if closing and _may_close(run, sender, ticket, company):
+        if ticket.status != "closed":
+            phases.move(run.session, ticket, "closed", run.now, actor=sender.address,
+                        spool_id=run.row.id, why="confirmed by the customer")
+            ctx = run.notifier.context(ticket, company, run.mail)
+            run.notifier.to_people("status_closed", ticket, company, ctx, run.mail)
+            outcome = "threaded, closed by the customer"
+    elif closing:
+        # Someone who may not close it asked to: the ticket stays as it is.
+        outcome = "threaded, close not allowed for this sender"
     elif ticket.status in ("resolved", "closed"):
         # The customer's own mail is their notice: no status_open goes back to them.
         phases.move(run.session, ticket, "open", run.now, actor=sender.address,
@@ -47,21 +52,25 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None,
     return Result(PROCESSED, outcome, ticket.number)
 
 
-def _wants_close(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> bool:
-    """``#close`` from the requester, a participant or a manager, or a confirmation of
-    a resolved ticket."""
-    if ticket.status in ("closed", "merged"):
+def _closing(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> bool:
+    """The mail asks to close: a ``#close`` line, or a confirmation of a resolved (or
+    already closed) ticket."""
+    if ticket.status == "merged":
         return False
     lines, text = mailcommands.split(run.mail.text)
-    may_close = (sender.address == ticket.requester
-                 or tickets.is_participant(run.session, ticket.id, sender.address)
-                 or (company is not None and sender.address in company.managers))
-    if may_close and any(line.lower() == "#close" for _, line in lines):
+    if any(line.lower() == "#close" for _, line in lines):
         return True
-    if ticket.status != "resolved":
+    if ticket.status not in ("resolved", "closed"):
         return False
     lang = company.language if company else "en"
     return i18n.confirms(text, i18n.confirm_words(lang, run.svc.config.tickets.confirm_words))
+
+
+def _may_close(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> bool:
+    """The requester, a participant or a manager of the company (SPEC §6)."""
+    return (sender.address == ticket.requester
+            or tickets.is_participant(run.session, ticket.id, sender.address)
+            or (company is not None and sender.address in company.managers))
 
 
 def is_list_request(run: Run, sender: Sender) -> bool:

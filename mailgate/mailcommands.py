@@ -130,6 +130,8 @@ def _status(run: Run, args: str) -> Callable[[], str]:
     def apply() -> str:
         transition = phases.move(run.session, run.ticket, to, run.now, actor=run.actor,
                                  spool_id=run.spool_id)
+        if to == "open" and run.ticket.first_response_at is None:
+            run.ticket.first_response_at = run.now  # taken in charge (SPEC §5)
         run.transitions.append(transition)
         return f"{transition.before} → {transition.after}"
 

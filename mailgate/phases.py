@@ -55,7 +55,7 @@ def check(current: str, to: str) -> None:
     if to not in STATUSES:
         raise TransitionError(f"unknown status {to!r}; one of {', '.join(STATUSES[1:5])}")
     if to not in ALLOWED[current]:
-        raise TransitionError(f"a {current} ticket cannot become {to}")
+        raise TransitionError(f"the ticket is {current}: it cannot become {to}")
 
 
 def move(session: Session, ticket: Ticket, to: str, now: datetime, *, actor: str,
@@ -68,8 +68,6 @@ def move(session: Session, ticket: Ticket, to: str, now: datetime, *, actor: str
         ticket.resolved_at = now
     elif to == "closed":
         ticket.closed_at = now
-    elif to == "open" and ticket.first_response_at is None and actor != ticket.requester:
-        ticket.first_response_at = now
     session.add(ticket)
     detail = f"{before} → {to}" + (f" ({why})" if why else "")
     tickets.record(session, ticket, "status", now, actor=actor, detail=detail, spool_id=spool_id)

@@ -78,13 +78,15 @@ def _announce(run: Run, commands: mailcommands.Run, company: Company | None,
               note: str) -> None:
     """The phase mails of the status changes the commands made."""
     lang = company.language if company else "en"
+    answering = _last_customer_mail(run.session, commands.ticket, run.svc)
     for transition in commands.transitions:
         if transition.template:
             ctx = run.notifier.context(
                 commands.ticket, company, run.mail, note=note,
                 auto_close_days=run.svc.config.tickets.auto_close_days,
                 confirm_words=i18n.confirm_words(lang, run.svc.config.tickets.confirm_words)[:3])
-            run.notifier.to_people(transition.template, commands.ticket, company, ctx)
+            run.notifier.to_people(transition.template, commands.ticket, company, ctx,
+                                   answering)
 
 
 def _reply(run: Run, sender: Sender, ticket: Ticket, company: Company | None, text: str) -> None:
