@@ -7,7 +7,7 @@ injected so that time-dependent code is testable without sleeping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from sqlalchemy.engine import Engine
@@ -19,6 +19,7 @@ from mailgate.db import make_engine
 from mailgate.models import utcnow
 from mailgate.outbound.compose import Templates
 from mailgate.policy import Policy, load_policy
+from mailgate.rules import Rule, load_rules
 
 
 @dataclass
@@ -31,6 +32,7 @@ class Services:
     templates: Templates
     tag: SubjectTag
     own: OwnMarks
+    rules: list[Rule] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
 
 
@@ -53,5 +55,6 @@ def build(config: Config, engine: Engine | None = None,
         templates=Templates(config.paths.templates),
         tag=SubjectTag(config.tickets.subject_tag),
         own=own_marks(config),
+        rules=load_rules(config.paths.rules / "triage.toml"),
         clock=clock,
     )

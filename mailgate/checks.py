@@ -9,6 +9,7 @@ from __future__ import annotations
 from mailgate.config import Config, ConfigError
 from mailgate.outbound.compose import FALLBACK_LANGUAGE, Templates
 from mailgate.policy import load_policy
+from mailgate.rules import load_rules
 
 # Templates the code renders; every one must exist in the fallback language.
 TEMPLATE_NAMES = (
@@ -29,6 +30,10 @@ def check_all(config: Config) -> tuple[list[str], list[str]]:
     except ConfigError as exc:
         errors += exc.problems
         policy = None
+    try:
+        load_rules(config.paths.rules / "triage.toml")
+    except ConfigError as exc:
+        errors += exc.problems
     templates = Templates(config.paths.templates)
     for name in TEMPLATE_NAMES:
         if not templates.exists(FALLBACK_LANGUAGE, name):

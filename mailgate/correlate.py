@@ -63,7 +63,7 @@ class SubjectTag:
         stripped = " ".join(self._configured.sub(" ", subject).split())
         previous = None
         while previous != stripped:
-            previous, stripped = stripped, _PREFIXES.sub("", stripped).strip()
+            previous, stripped = stripped, strip_reply_prefixes(stripped)
         return stripped
 
     def tagged(self, subject: str, number: int) -> str:
@@ -71,6 +71,11 @@ class SubjectTag:
         if number in self.numbers(subject):
             return subject
         return f"{self.format(number)} {subject}".strip()
+
+
+def strip_reply_prefixes(subject: str) -> str:
+    """``subject`` without leading Re:/Fwd:/AW:/Отв: prefixes."""
+    return _PREFIXES.sub("", subject).strip()
 
 
 def thread(session: Session, mail: ParsedMail, tag: SubjectTag, domain: str) -> ThreadMatch | None:

@@ -91,6 +91,10 @@ class Ticket(SQLModel, table=True):
     priority: str = "P3"
     category: str | None = None
     origin: str = "mail"
+    queue: str | None = None
+    # Monitoring alerts (a triage rule with dedupe = "subject"): repeats of the same
+    # alert while the ticket is open land on it.
+    dedupe_key: str | None = Field(default=None, index=True)
     company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
     requester: str = ""
     assignee: str | None = None
@@ -199,6 +203,7 @@ class Spool(SQLModel, table=True):
     state: str = Field(default="pending", index=True)
     outcome: str | None = None
     ticket_number: int | None = None
+    notes: str | None = Field(default=None, sa_type=Text)  # why processing decided so
     error: str | None = Field(default=None, sa_type=Text)
     attempts: int = 0
     processed_at: datetime | None = _when(default=None)

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from mailgate import correlate, customermail, senders, spool, staffmail, tickets
+from mailgate import correlate, customermail, monitor, senders, spool, staffmail, tickets
 from mailgate.authorize import authorize
 from mailgate.bootstrap import Services
 from mailgate.classify import classify
@@ -26,6 +26,7 @@ from mailgate.db import session_scope
 from mailgate.message import parse
 from mailgate.models import Company, Spool, Ticket
 from mailgate.notify import Notice, Notifier
+from mailgate.rules import Triage, triage
 from mailgate.run import Result, Run
 from mailgate.senders import STAFF, UNKNOWN, Sender
 
@@ -83,7 +84,7 @@ def _claimed_run(svc: Services, session: Session, spool_id: int) -> Result | Non
     result = steps(run)
     result.message_id, result.sender = run.mail.message_id, run.mail.from_addr
     row.state, row.outcome, row.ticket_number = result.state, result.outcome, result.ticket
-    row.error, row.processed_at = "\n".join(result.notes) or None, now
+    row.notes, row.processed_at = "\n".join(result.notes) or None, now
     session.add(row)
     return result
 
@@ -120,14 +121,22 @@ def steps(run: Run) -> Result:
 
 
 def new_or_unknown(run: Run, sender: Sender, notes: list[str]) -> Result:
-    """A new ticket, unless the sender is unknown and the mailbox says otherwise."""
-    if sender.kind == UNKNOWN and run.mailbox.unknown_sender != "create":
+    """A new ticket (or a repeat of a monitoring alert), unless the sender is unknown,
+    no triage rule claims the mail, and the mailbox says otherwise."""
+    decided = triage(run.svc.rules, run.mail, company=sender.company.name if sender.company
+                     else None, recipients=run.row.rcpt_tos)
+    if decided.hits:
+        notes.append(f"triage rules: {', '.join(decided.hits)}")
+    if sender.kind == UNKNOWN and not decided.hits and run.mailbox.unknown_sender != "create":
         return unknown_sender(run, sender, notes)
-    return new_ticket(run, sender, notes)
+    repeat = monitor.open_alert(run, sender, decided)
+    if repeat is not None:
+        return monitor.add_repeat(run, sender, repeat, decided, notes)
+    return new_ticket(run, sender, decided, notes)
 
 
-def new_ticket(run: Run, sender: Sender, notes: list[str]) -> Result:
-    """Open a ticket, answer with ``auto_reply`` and tell staff."""
+def new_ticket(run: Run, sender: Sender, decided: Triage, notes: list[str]) -> Result:
+    """Open a ticket as the triage rules say, answer with ``auto_reply``, tell staff."""
     svc, session, mail = run.svc, run.session, run.mail
     senders.remember(session, sender, run.now)
     plan = svc.policy.plan(sender.company.plan if sender.company else None)
@@ -135,12 +144,15 @@ def new_ticket(run: Run, sender: Sender, notes: list[str]) -> Result:
     subject = svc.tag.clean(mail.subject) or mail.subject
     ticket = tickets.open_ticket(session, number, mail, subject=subject,
                                  company_id=sender.company_id,
-                                 priority=plan.default_priority, origin="mail", now=run.now)
+                                 priority=decided.priority or plan.default_priority,
+                                 origin=decided.origin or "mail", now=run.now)
+    monitor.apply_triage(run, ticket, decided)
     tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
     _add_copies(run, ticket)
     ctx = run.notifier.context(ticket, sender.company, mail)
     lang = sender.company.language if sender.company else "en"
-    run.notifier.to_customer(Notice("auto_reply", mail.from_addr, lang, ctx, mail), ticket)
+    if decided.auto_reply:
+        run.notifier.to_customer(Notice("auto_reply", mail.from_addr, lang, ctx, mail), ticket)
     _tell_staff(run, ticket, "staff_new_ticket", ctx)
     return Result(spool.PROCESSED, "created", ticket.number, notes)
 

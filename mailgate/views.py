@@ -108,6 +108,7 @@ def list_spool(session: Session, state: str | None = None) -> list[dict]:
         {
             "id": row.id, "message_id": row.message_id, "door": row.door, "state": row.state,
             "outcome": row.outcome, "ticket": row.ticket_number, "error": row.error,
+            "notes": row.notes,
             "mail_from": row.mail_from, "rcpt_tos": row.rcpt_tos,
             "received_at": _iso(row.received_at), "size": row.size,
         }

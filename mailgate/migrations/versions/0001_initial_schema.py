@@ -93,6 +93,7 @@ def upgrade() -> None:
         sa.Column("state", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("outcome", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("ticket_number", sa.Integer(), nullable=True),
+        sa.Column("notes", sa.Text(), nullable=True),
         sa.Column("error", sa.Text(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("processed_at", mailgate.models.UTCDateTime(timezone=True), nullable=True),
@@ -139,6 +140,8 @@ def upgrade() -> None:
         sa.Column("priority", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("category", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("origin", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
+        sa.Column("queue", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
+        sa.Column("dedupe_key", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
         sa.Column("company_id", sa.Integer(), nullable=True),
         sa.Column("requester", sqlmodel.sql.sqltypes.AutoString(), nullable=False),
         sa.Column("assignee", sqlmodel.sql.sqltypes.AutoString(), nullable=True),
@@ -161,6 +164,7 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("ticket", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_ticket_company_id"), ["company_id"], unique=False)
+        batch_op.create_index(batch_op.f("ix_ticket_dedupe_key"), ["dedupe_key"], unique=False)
 
     op.create_table(
         "article",
@@ -348,6 +352,7 @@ def downgrade() -> None:
 
     op.drop_table("article")
     with op.batch_alter_table("ticket", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_ticket_dedupe_key"))
         batch_op.drop_index(batch_op.f("ix_ticket_company_id"))
 
     op.drop_table("ticket")
