@@ -12,8 +12,9 @@ from datetime import datetime
 
 from sqlalchemy.engine import Engine
 
+from mailgate import bizhours
 from mailgate.classify import OwnMarks
-from mailgate.config import Config
+from mailgate.config import Config, ConfigError
 from mailgate.correlate import SubjectTag
 from mailgate.db import make_engine
 from mailgate.models import utcnow
@@ -48,10 +49,14 @@ def own_marks(config: Config) -> OwnMarks:
 def build(config: Config, engine: Engine | None = None,
           clock: Callable[[], datetime] = utcnow) -> Services:
     """Wire the services for ``config`` (raises ConfigError on bad rules)."""
+    policy = load_policy(config.paths.rules)
+    problems = bizhours.validate(policy)
+    if problems:
+        raise ConfigError([f"{config.paths.rules}/{p}" for p in problems])
     return Services(
         config=config,
         engine=engine or make_engine(config.database.url),
-        policy=load_policy(config.paths.rules),
+        policy=policy,
         templates=Templates(config.paths.templates),
         tag=SubjectTag(config.tickets.subject_tag),
         own=own_marks(config),

@@ -6,6 +6,7 @@ that a careful sysadmin would not run in production.
 
 from __future__ import annotations
 
+from mailgate import bizhours
 from mailgate.config import Config, ConfigError
 from mailgate.outbound.compose import FALLBACK_LANGUAGE, Templates
 from mailgate.policy import load_policy
@@ -16,7 +17,7 @@ TEMPLATE_NAMES = (
     "auto_reply", "staff_new_ticket", "staff_customer_reply", "not_contracted", "sales_forward",
     "status_open", "status_waiting", "status_resolved", "status_closed", "auto_closed",
     "reply", "command_error", "command_result", "hours_low", "ticket_list",
-    "sla_warning", "sla_breach", "eta_delayed", "eta_reminder",
+    "sla_warning", "sla_breach", "eta_delayed", "eta_reminder", "stats_report",
 )
 
 
@@ -40,6 +41,7 @@ def check_all(config: Config) -> tuple[list[str], list[str]]:
             errors.append(f"{config.paths.templates}/{FALLBACK_LANGUAGE}/{name}: template "
                           "missing (needs .subject.j2 and .txt.j2)")
     if policy:
+        errors += [f"{config.paths.rules}/{p}" for p in bizhours.validate(policy)]
         for company in policy.companies:
             if not (config.paths.templates / company.language).is_dir():
                 warnings.append(f"company {company.name!r}: no templates in language "

@@ -316,6 +316,36 @@ def tickets_show(obj: Context, number: int, as_json: bool) -> None:
         click.echo(f"  {ev['at']} {ev['kind']} {ev['actor']} {ev['detail']}")
 
 
+@main.command()
+@click.option("--company", help="Only this company's tickets.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Tickets created since DATE.")
+@click.option("--json", "as_json", is_flag=True)
+@click.pass_obj
+def stats(obj: Context, company: str | None, since, as_json: bool) -> None:
+    """Tickets by status and priority, take-charge and resolution times, SLA breaches."""
+    from datetime import UTC
+
+    from mailgate import stats as stats_mod
+
+    svc = obj.services()
+    with db.session_scope(svc.engine) as session:
+        data = stats_mod.compute(session, svc.policy, svc.clock(), company=company,
+                                 since=since.replace(tzinfo=UTC) if since else None)
+    if as_json:
+        click.echo(json.dumps(data, ensure_ascii=False, indent=2))
+        return
+    click.echo(f"tickets: {data['tickets']}  SLA breaches: {data['sla_breaches']}")
+    click.echo(f"by status: {data['by_status']}")
+    click.echo(f"by priority: {data['by_priority']}")
+    for key in ("take_charge_hours", "resolution_hours"):
+        spread = data[key]
+        click.echo(f"{key}: median {spread['median']} p90 {spread['p90']} "
+                   f"(of {spread['count']}, business hours)")
+    for row in data["companies"]:
+        click.echo(f"{row['name']}: {row['time_logged_hours']:.2f} h logged, "
+                   f"balance {row['balance_hours']}")
+
+
 @main.group("spool")
 def spool_group() -> None:
     """Received messages."""

@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from mailgate import i18n, mailcommands, phases, tickets
+from mailgate import i18n, mailcommands, phases, stats, tickets
 from mailgate.models import Company, Ticket
 from mailgate.notify import Notice
 from mailgate.run import Result, Run
@@ -73,12 +73,27 @@ def _may_close(run: Run, sender: Sender, ticket: Ticket, company: Company | None
             or (company is not None and sender.address in company.managers))
 
 
-def is_list_request(run: Run, sender: Sender) -> bool:
-    """A manager's mail whose subject or first line is ``#tickets``."""
+def manager_request(run: Run, sender: Sender) -> str | None:
+    """``"tickets"`` or ``"stats"`` for a manager's mail whose subject or first line is
+    ``#tickets`` or ``#stats``; None for any other mail."""
     if sender.company is None or sender.address not in sender.company.managers:
-        return False
+        return None
     first = next((ln.strip() for ln in run.mail.text.splitlines() if ln.strip()), "")
-    return "#tickets" in (run.mail.subject.strip().lower(), first.lower())
+    for asked in (run.mail.subject.strip().lower(), first.lower()):
+        if asked in ("#tickets", "#stats"):
+            return asked[1:]
+    return None
+
+
+def send_stats(run: Run, sender: Sender) -> Result:
+    """Answer a manager with ``stats_report``: the figures of ``mailgate stats``."""
+    company = sender.company
+    figures = stats.compute(run.session, run.svc.policy, run.now, company=company.name)
+    ctx = run.notifier.context(None, company, run.mail, stats=figures)
+    notice = Notice("stats_report", sender.address, company.language, ctx, run.mail,
+                    automatic=False)
+    run.notifier.queue(notice, None, auto_submitted="auto-replied")
+    return Result(PROCESSED, "statistics sent", None)
 
 
 def send_list(run: Run, sender: Sender) -> Result:

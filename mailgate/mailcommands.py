@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from mailgate import phases, tickets
+from mailgate import bizhours, phases, tickets
 from mailgate.durations import parse_duration
 from mailgate.models import Company, Ticket
 from mailgate.policy import Policy
@@ -59,6 +59,7 @@ class Run:
     now: datetime
     spool_id: int | None
     timezone: ZoneInfo
+    warn_at: float = 0.75
     draft_status: str = ""
     internal: bool = False
     transitions: list[phases.Transition] = field(default_factory=list)
@@ -145,7 +146,18 @@ def _priority(run: Run, args: str) -> Callable[[], str]:
     key = by_name.get(args.lower())
     if key is None:
         raise CommandError(f"needs one of {', '.join(plan_rule.label(p) for p in known)}")
-    return _setter(run, "priority", key, plan_rule.label(key))
+    set_priority = _setter(run, "priority", key, plan_rule.label(key))
+
+    def apply() -> str:
+        shown = set_priority()
+        # The deadlines follow the priority, counted from the ticket's arrival (SPEC §5).
+        ticket = run.ticket
+        ticket.response_due, ticket.response_warn_at = bizhours.sla_times(
+            run.policy, run.company.name if run.company else None, key, ticket.created_at,
+            run.warn_at)
+        return shown
+
+    return apply
 
 
 def _assign(run: Run, args: str) -> Callable[[], str]:

@@ -17,7 +17,7 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from mailgate import correlate, customermail, monitor, senders, spool, staffmail, tickets
+from mailgate import bizhours, correlate, customermail, monitor, senders, spool, staffmail, tickets
 from mailgate.authorize import authorize
 from mailgate.bootstrap import Services
 from mailgate.classify import classify
@@ -104,8 +104,11 @@ def steps(run: Run) -> Result:
     if not verdict.normal:
         return Result(spool.IGNORED, f"{verdict.kind}: {verdict.reason}")
     sender = senders.identify(run.session, run.svc.policy, run.mail.from_addr, run.mail.from_name)
-    if customermail.is_list_request(run, sender):
+    asked = customermail.manager_request(run, sender)
+    if asked == "tickets":
         return customermail.send_list(run, sender)
+    if asked == "stats":
+        return customermail.send_stats(run, sender)
     match = correlate.thread(run.session, run.mail, run.svc.tag, run.svc.config.outbound.domain)
     if not match:
         return new_or_unknown(run, sender, [])
@@ -146,6 +149,9 @@ def new_ticket(run: Run, sender: Sender, decided: Triage, notes: list[str]) -> R
                                  company_id=sender.company_id,
                                  priority=decided.priority or plan.default_priority,
                                  origin=decided.origin or "mail", now=run.now)
+    ticket.response_due, ticket.response_warn_at = bizhours.sla_times(
+        svc.policy, sender.company.name if sender.company else None, ticket.priority,
+        run.now, svc.config.sla.warn_at)
     monitor.apply_triage(run, ticket, decided)
     tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
     _add_copies(run, ticket)

@@ -30,7 +30,7 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
     lines, text = mailcommands.split(run.mail.text)
     commands = mailcommands.Run(
         run.session, run.svc.policy, ticket, company, sender.address, run.now, run.row.id,
-        run.svc.policy.timezone(company.name if company else None))
+        run.svc.policy.timezone(company.name if company else None), cfg.sla.warn_at)
     plan = mailcommands.plan(commands, lines)
     if plan.errors:
         return _refuse(run, sender, ticket, company, article, plan.errors, "")

@@ -12,7 +12,7 @@ from mailgate.outbound.compose import Templates
 
 ROOT = Path(__file__).resolve().parents[2] / "templates"
 LANGUAGES = sorted(p.name for p in ROOT.iterdir() if p.is_dir())
-WITHOUT_TICKET = {"not_contracted", "sales_forward", "ticket_list"}
+WITHOUT_TICKET = {"not_contracted", "sales_forward", "ticket_list", "stats_report"}
 
 SUBJECT = "Stampante guasta al 3° piano"
 TICKET = {
@@ -37,6 +37,12 @@ EXTRA = {
     "hours_low": {"balance": 1.5, "threshold": 2.0, "spent": 0.75, "prepaid": 20.0},
     "ticket_list": {"open_tickets": [LISTED], "closed_tickets": [], "days": 30},
     "sla_warning": {"minutes_left": 45}, "sla_breach": {"minutes_late": 5},
+    "stats_report": {"stats": {
+        "tickets": 3, "by_status": {"open": 2, "closed": 1}, "by_priority": {"P3": 3},
+        "take_charge_hours": {"count": 2, "median": 1.5, "p90": 3.0},
+        "resolution_hours": {"count": 0, "median": None, "p90": None}, "sla_breaches": 1,
+        "companies": [{"name": "Acme Srl", "time_logged_hours": 2.5, "prepaid_hours": 20.0,
+                       "balance_hours": 17.5}]}},
 }
 
 
@@ -67,7 +73,7 @@ def test_template_renders(name, lang):
     assert templates.exists(lang, name), f"{lang}/{name} missing"
     rendered = templates.render(name, lang, full_context(name))
     assert rendered.subject and "\n" not in rendered.subject
-    if name != "ticket_list":
+    if name not in ("ticket_list", "stats_report"):
         assert SUBJECT in rendered.subject
     assert rendered.text.strip()
     if name in {"sales_forward", "staff_new_ticket", "staff_customer_reply"}:
