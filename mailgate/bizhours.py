@@ -281,6 +281,20 @@ def sla_times(policy: Policy, company: str | None, priority: str, start: datetim
     return due, calendar.add(start, allowed * warn_at)
 
 
+def pauses_on_waiting(policy: Policy, company: str | None) -> bool:
+    """True when the company's plan says ``pause_on = ["waiting"]``."""
+    rule = policy.company(company)
+    plan = policy.plan(rule.plan if rule else _DEFAULT_PLAN)
+    return "waiting" in (plan.model_extra or {}).get("pause_on", [])
+
+
+def paused_due(policy: Policy, company: str | None, due: datetime, since: datetime,
+               until: datetime) -> datetime:
+    """``due`` moved on by the business time the ticket waited from ``since`` to ``until``."""
+    calendar = calendar_for(policy, company)
+    return calendar.add(due, calendar.between(since, until))
+
+
 def _calendar_for(policy: Policy, company: CompanyRule | None) -> Calendar:
     """The company's built calendar, cached by name and rule object across mails."""
     name = company.calendar if company else None
@@ -311,6 +325,9 @@ def validate(policy: Policy) -> list[str]:
 def _plan_problems(name: str, plan: PlanRule) -> list[str]:
     key = f"plan.{name}"
     problems = []
+    pause_on = (plan.model_extra or {}).get("pause_on", [])
+    if not isinstance(pause_on, list) or not set(pause_on) <= {"waiting"}:
+        problems.append(f'{key}.pause_on: expected [] or ["waiting"]')
     if plan.priority and plan.default_priority not in plan.priority:
         problems.append(f"{key}.default_priority: no priority {plan.default_priority!r} "
                         "in this plan")

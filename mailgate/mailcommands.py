@@ -133,10 +133,28 @@ def _status(run: Run, args: str) -> Callable[[], str]:
                                  spool_id=run.spool_id)
         if to == "open" and run.ticket.first_response_at is None:
             run.ticket.first_response_at = run.now  # taken in charge (SPEC §5)
+        if transition.before == "waiting":
+            _resume_clock(run)
         run.transitions.append(transition)
         return f"{transition.before} → {transition.after}"
 
     return apply
+
+
+def _resume_clock(run: Run) -> None:
+    """With ``pause_on = ["waiting"]`` the take-charge clock stood still while the
+    ticket waited: move the deadline on by the business time spent waiting."""
+    ticket = run.ticket
+    company = run.company.name if run.company else None
+    if ticket.response_due is None or ticket.first_response_at is not None:
+        return
+    if not bizhours.pauses_on_waiting(run.policy, company):
+        return
+    since = tickets.entered(run.session, ticket, "waiting")
+    if since is not None:
+        ticket.response_due = bizhours.paused_due(run.policy, company, ticket.response_due,
+                                                  since, run.now)
+        run.session.add(ticket)
 
 
 def _priority(run: Run, args: str) -> Callable[[], str]:

@@ -158,6 +158,14 @@ def is_participant(session: Session, ticket_id: int, address: str) -> bool:
     return session.exec(query).first() is not None
 
 
+def entered(session: Session, ticket: Ticket, status: str) -> datetime | None:
+    """When the ticket last entered ``status`` (from its status events)."""
+    query = (select(Event.at).where(Event.ticket_id == ticket.id, Event.kind == "status",
+                                    Event.detail.like(f"% → {status}%"))
+             .order_by(Event.id.desc()))
+    return session.exec(query).first()
+
+
 def record(session: Session, ticket: Ticket, kind: str, now: datetime, *, actor: str = "",
            detail: str = "", spool_id: int | None = None) -> Event:
     """Append an event to the ticket's log."""

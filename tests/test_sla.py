@@ -126,3 +126,23 @@ def test_stats_on_a_known_data_set(desk):
     body = report.get_content()
     assert report["Subject"] == "Statistiche di Acme Srl"
     assert "Ticket: 2" in body and "mediana 2.0" in body and "9.00" in body
+
+
+def test_waiting_pauses_the_take_charge_clock_only_when_the_plan_says_so(desk):
+    path = desk.home.root / "rules" / "sla.toml"
+    path.write_text(path.read_text().replace('[plan.standard]\n',
+                                             '[plan.standard]\npause_on = ["waiting"]\n', 1))
+    from mailgate import bootstrap, config
+
+    desk.svc = bootstrap.build(config.load(desk.home.config), engine=desk.svc.engine,
+                               clock=desk.clock)
+    number = desk.deliver(mail("mario@acme.it", "Attendo")).ticket  # due Tue 18:00 Rome
+    desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", "#status waiting\n#note\n"))
+    desk.clock.advance(hours=5)  # 15:00 Rome, after the lunch break
+    desk.deliver(mail("mario@acme.it", f"Re: [#{number}] ecco i dati", "Dati.\n"))
+    assert show(desk, number)["status"] == "waiting"
+    assert show(desk, number)["response_due"] == "2026-11-24T17:00:00+00:00"
+    desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", "#status resolved\n#note\n"))
+    # Waiting from 10:00 to 15:00 Rome = 4 business hours; the deadline moves from
+    # Tuesday 18:00 to Wednesday 13:00 Rome (12:00 UTC).
+    assert show(desk, number)["response_due"] == "2026-11-25T12:00:00+00:00"
