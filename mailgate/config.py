@@ -142,6 +142,8 @@ class TicketsConfig(Section):
     subject_tag: str = "[#{number}]"
     auto_close_days: int = Field(5, ge=0)
     confirm_words: list[str] = []
+    max_attachment_size: int = Field(10485760, ge=0)  # bytes; larger files are not kept
+    auto_mail_per_ticket: int = Field(20, ge=1)  # automatic mails per ticket per day
 
     @field_validator("subject_tag")
     @classmethod

@@ -68,6 +68,9 @@ class Contact(SQLModel, table=True):
     name: str = ""
     company_id: int | None = Field(default=None, foreign_key="company.id", index=True)
     created_at: datetime = _when()
+    # Set by a bounce for this address; no more automatic mail to it until it writes.
+    bouncing_since: datetime | None = _when(default=None)
+    bounce_reason: str | None = None
 
 
 class Staff(SQLModel, table=True):
@@ -152,7 +155,8 @@ class Article(SQLModel, table=True):
     to: list[str] = _json(default_factory=list)
     cc: list[str] = _json(default_factory=list)
     subject: str = ""
-    text: str = Field(default="", sa_type=Text)
+    text: str = Field(default="", sa_type=Text)  # what the mail says: quotes stripped
+    full_text: str = Field(default="", sa_type=Text)  # as it came, quoted history included
     html: str | None = Field(default=None, sa_type=Text)
     internal: bool = False
     spool_id: int | None = Field(default=None, foreign_key="spool.id")
@@ -160,14 +164,25 @@ class Article(SQLModel, table=True):
 
 
 class Attachment(SQLModel, table=True):
-    """A file of an article; its bytes stay in the raw message kept in the spool."""
+    """A file of an article; its bytes are a Blob (shared by every copy of the file),
+    or not stored when over ``max_attachment_size`` (``note`` says so)."""
 
     id: int | None = Field(default=None, primary_key=True)
     article_id: int = Field(foreign_key="article.id", index=True)
     filename: str = ""
     content_type: str = "application/octet-stream"
     size: int = 0
-    sha256: str = ""
+    sha256: str = Field(default="", index=True)
+    stored: bool = False
+    note: str | None = None
+
+
+class Blob(SQLModel, table=True):
+    """Attachment bytes, content-addressed: the same file is stored once."""
+
+    sha256: str = Field(primary_key=True)
+    size: int = 0
+    data: bytes = Field(sa_type=LargeBinary)
 
 
 class Event(SQLModel, table=True):

@@ -72,7 +72,8 @@ def add_article(session: Session, ticket: Ticket, mail: ParsedMail, *, spool_id:
     article = Article(
         ticket_id=ticket.id, direction=direction, message_id=mail.message_id,
         from_addr=mail.from_addr, to=mail.to, cc=mail.cc, subject=mail.subject,
-        text=mail.text, html=mail.html, spool_id=spool_id, created_at=now,
+        text=mail.text, full_text=mail.text, html=mail.html, spool_id=spool_id,
+        created_at=now,
     )
     session.add(article)
     session.flush()
