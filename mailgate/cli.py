@@ -16,6 +16,7 @@ from pathlib import Path
 
 import click
 from sqlalchemy.exc import OperationalError
+from sqlmodel import select
 
 from mailgate import bootstrap, db, spool, views
 from mailgate import config as config_mod
@@ -344,6 +345,43 @@ def stats(obj: Context, company: str | None, since, as_json: bool) -> None:
     for row in data["companies"]:
         click.echo(f"{row['name']}: {row['time_logged_hours']:.2f} h logged, "
                    f"balance {row['balance_hours']}")
+
+
+@main.command()
+@click.argument("template")
+@click.option("--lang", default="en", show_default=True)
+@click.option("--ticket", "number", type=int, help="Render about this ticket.")
+@click.option("--html", is_flag=True, help="Print the HTML part instead of the text.")
+@click.pass_obj
+def render(obj: Context, template: str, lang: str, number: int | None, html: bool) -> None:
+    """Preview TEMPLATE: its subject and text, with a sample or a real ticket."""
+    from mailgate.outbound import samples
+
+    svc = obj.services()
+    if not svc.templates.exists("en", template):
+        _fail(EX_USAGE, f"no template {template!r} in {svc.config.paths.templates}/en")
+    ctx = samples.full_context(template)
+    if number is not None:
+        ctx.update(_ticket_context(svc, number))
+    rendered = svc.templates.render(template, lang, ctx)
+    click.echo(f"Subject: {rendered.subject}\n")
+    click.echo(rendered.html if html else rendered.text, nl=False)
+
+
+def _ticket_context(svc: bootstrap.Services, number: int) -> dict:
+    """The variables a mail about ticket ``number`` would get, as the pipeline builds them."""
+    from mailgate.message import ParsedMail
+    from mailgate.models import Company, Ticket
+    from mailgate.notify import Notifier
+
+    with db.session_scope(svc.engine) as session:
+        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        if ticket is None:
+            _fail(1, f"no ticket {number}")
+        company = session.get(Company, ticket.company_id) if ticket.company_id else None
+        mail = ParsedMail(subject=ticket.subject, from_addr=ticket.requester)
+        notifier = Notifier(svc, session, svc.config.mailbox[0], svc.clock())
+        return notifier.context(ticket, company, mail)
 
 
 @main.group("spool")

@@ -24,7 +24,7 @@ LIST_CLOSED_DAYS = 30  # ``ticket_list`` shows tickets closed in this many days
 def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None,
            why: str) -> Result:
     """Add the customer's mail to ``ticket``, close or reopen it, tell staff."""
-    tickets.add_article(run.session, ticket, run.mail, spool_id=run.row.id, now=run.now)
+    run.add_article(ticket)
     tickets.record(run.session, ticket, "article", run.now, actor=sender.address,
                    detail=f"mail {run.mail.message_id} added ({why})", spool_id=run.row.id)
     outcome = "threaded"

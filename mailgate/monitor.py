@@ -47,7 +47,7 @@ def open_alert(run: Run, sender: Sender, decided: Triage) -> Ticket | None:
 def add_repeat(run: Run, sender: Sender, ticket: Ticket, decided: Triage,
                notes: list[str]) -> Result:
     """Add a repeated alert to its ticket; a recovery resolves the ticket."""
-    tickets.add_article(run.session, ticket, run.mail, spool_id=run.row.id, now=run.now)
+    run.add_article(ticket)
     tickets.record(run.session, ticket, "alert_repeat", run.now, actor=sender.address,
                    detail=f"mail {run.mail.message_id}: {run.mail.subject}",
                    spool_id=run.row.id)

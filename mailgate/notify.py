@@ -89,8 +89,10 @@ class Notifier:
     def to_customer(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
         """Queue an automatic customer mail unless RFC 3834 or the rate limit forbid it."""
         cfg = self.svc.config
-        why_not = autoreply.refusal(self.session, notice.to, own=cfg.own_addresses,
-                                    limit=cfg.outbound.auto_reply_limit, now=self.now)
+        why_not = autoreply.refusal(
+            self.session, notice.to, own=cfg.own_addresses, limit=cfg.outbound.auto_reply_limit,
+            now=self.now, ticket_number=ticket.number if ticket is not None else None,
+            ticket_limit=cfg.tickets.auto_mail_per_ticket)
         if why_not:
             if ticket is not None:
                 tickets.record(self.session, ticket, "auto_mail_suppressed", self.now,

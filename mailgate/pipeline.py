@@ -153,7 +153,7 @@ def new_ticket(run: Run, sender: Sender, decided: Triage, notes: list[str]) -> R
         svc.policy, sender.company.name if sender.company else None, ticket.priority,
         run.now, svc.config.sla.warn_at)
     monitor.apply_triage(run, ticket, decided)
-    tickets.add_article(session, ticket, mail, spool_id=run.row.id, now=run.now)
+    run.add_article(ticket)
     _add_copies(run, ticket)
     ctx = run.notifier.context(ticket, sender.company, mail)
     lang = sender.company.language if sender.company else "en"

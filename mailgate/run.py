@@ -7,10 +7,11 @@ from datetime import datetime
 
 from sqlmodel import Session
 
+from mailgate import tickets
 from mailgate.bootstrap import Services
 from mailgate.config import MailboxConfig
 from mailgate.message import ParsedMail
-from mailgate.models import Spool
+from mailgate.models import Article, Spool, Ticket
 from mailgate.notify import Notifier
 
 
@@ -37,3 +38,9 @@ class Run:
     mailbox: MailboxConfig
     now: datetime
     notifier: Notifier
+
+    def add_article(self, ticket: Ticket) -> Article:
+        """Store this message as an article of ``ticket``."""
+        return tickets.add_article(
+            self.session, ticket, self.mail, spool_id=self.row.id, now=self.now,
+            max_attachment_size=self.svc.config.tickets.max_attachment_size)

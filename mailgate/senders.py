@@ -88,6 +88,7 @@ def remember(session: Session, sender: Sender, now: datetime) -> Contact | None:
     if contact is None:
         contact = Contact(address=sender.address, created_at=now)
     contact.name = sender.name or contact.name
+    contact.bouncing_since = contact.bounce_reason = None  # it writes: it works again
     if contact.company_id is None:
         contact.company_id = sender.company_id
     session.add(contact)

@@ -22,8 +22,7 @@ from mailgate.spool import PROCESSED
 def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> Result:
     """Apply a staff mail to ``ticket``."""
     cfg = run.svc.config
-    article = tickets.add_article(run.session, ticket, run.mail, spool_id=run.row.id,
-                                  now=run.now)
+    article = run.add_article(ticket)
     verdict = staffauth.authenticate(cfg.staff, run.mail, run.row.raw, run.row.mail_from)
     if not verdict.ok:
         return _refuse(run, sender, ticket, company, article, [], verdict.reason)

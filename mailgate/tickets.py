@@ -10,13 +10,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import case, func, update
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from mailgate import msgids
-from mailgate.message import ParsedMail
+from mailgate.message import AttachmentInfo, ParsedMail
 from mailgate.models import (
     Article,
     Attachment,
+    Blob,
     Counter,
     Event,
     Participant,
@@ -67,8 +69,9 @@ def open_ticket(session: Session, number: int, mail: ParsedMail, *, subject: str
 
 
 def add_article(session: Session, ticket: Ticket, mail: ParsedMail, *, spool_id: int | None,
-                now: datetime, direction: str = "in") -> Article:
-    """Store ``mail`` as an article of ``ticket`` with its attachments' metadata."""
+                now: datetime, max_attachment_size: int | None = None,
+                direction: str = "in") -> Article:
+    """Store ``mail`` as an article of ``ticket`` with its attachments."""
     article = Article(
         ticket_id=ticket.id, direction=direction, message_id=mail.message_id,
         from_addr=mail.from_addr, to=mail.to, cc=mail.cc, subject=mail.subject,
@@ -78,12 +81,38 @@ def add_article(session: Session, ticket: Ticket, mail: ParsedMail, *, spool_id:
     session.add(article)
     session.flush()
     for item in mail.attachments:
-        session.add(Attachment(article_id=article.id, filename=item.filename,
-                               content_type=item.content_type, size=item.size,
-                               sha256=item.sha256))
+        _attach(session, ticket, article, item, max_attachment_size, now)
     ticket.updated_at = now
     session.add(ticket)
     return article
+
+
+def _attach(session: Session, ticket: Ticket, article: Article, item: AttachmentInfo,
+            limit: int | None, now: datetime) -> None:
+    """Keep an attachment, its bytes once per content (a logo that comes with every
+    mail of a sender is stored once), or only its description when over ``limit``."""
+    row = Attachment(article_id=article.id, filename=item.filename,
+                     content_type=item.content_type, size=item.size, sha256=item.sha256)
+    if limit is not None and item.size > limit:
+        row.note = f"not kept: {item.size} bytes, over max_attachment_size {limit}"
+        record(session, ticket, "attachment_dropped", now,
+               detail=f"{item.filename or '(no name)'}: {row.note}")
+    else:
+        _store_blob(session, item)
+        row.stored = True
+    session.add(row)
+
+
+def _store_blob(session: Session, item: AttachmentInfo) -> None:
+    """Insert the bytes unless present; a savepoint absorbs another worker's insert of
+    the same content at the same moment."""
+    if session.get(Blob, item.sha256) is not None:
+        return
+    try:
+        with session.begin_nested():
+            session.add(Blob(sha256=item.sha256, size=item.size, data=item.data))
+    except IntegrityError:
+        pass
 
 
 def add_participant(session: Session, ticket: Ticket, address: str, role: str = "cc") -> bool:

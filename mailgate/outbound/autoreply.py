@@ -12,18 +12,21 @@ from datetime import datetime, timedelta
 from sqlalchemy import func
 from sqlmodel import Session, select
 
-from mailgate.models import Outbox
+from mailgate.models import Contact, Outbox
 
 NO_REPLY_LOCALPARTS = {
     "mailer-daemon", "postmaster", "noreply", "no-reply", "no_reply", "donotreply",
     "do-not-reply", "do_not_reply", "bounce", "bounces",
 }
 RATE_WINDOW = timedelta(hours=1)
+TICKET_WINDOW = timedelta(days=1)
 
 
-def refusal(session: Session, address: str, *, own: set[str], limit: int,
-            now: datetime) -> str | None:
-    """Why no automatic mail may go to ``address`` now, or None when it may."""
+def refusal(session: Session, address: str, *, own: set[str], limit: int, now: datetime,
+            ticket_number: int | None = None, ticket_limit: int | None = None) -> str | None:
+    """Why no automatic mail may go to ``address`` now, or None when it may.  With a
+    ticket, also at most ``ticket_limit`` automatic mails about it per day: a robot
+    that answers from ever new addresses still cannot keep a ticket talking."""
     if not address or "@" not in address:
         return "no usable recipient address"
     if address in own:
@@ -31,6 +34,10 @@ def refusal(session: Session, address: str, *, own: set[str], limit: int,
     local = address.partition("@")[0]
     if local in NO_REPLY_LOCALPARTS or local.startswith(("noreply", "no-reply")):
         return f"{address} is a role or no-reply address"
+    bouncing = session.exec(select(Contact.bouncing_since).where(
+        Contact.address == address, Contact.bouncing_since.is_not(None))).first()
+    if bouncing is not None:
+        return f"{address} bounces since {bouncing.isoformat()} (until it writes again)"
     sent = session.exec(
         select(func.count(Outbox.id)).where(
             Outbox.to == address, Outbox.automatic, Outbox.created_at > now - RATE_WINDOW
@@ -38,4 +45,10 @@ def refusal(session: Session, address: str, *, own: set[str], limit: int,
     ).one()
     if sent >= limit:
         return f"rate limit: {sent} automatic mails to {address} in the last hour"
+    if ticket_number is not None and ticket_limit is not None:
+        about = session.exec(select(func.count(Outbox.id)).where(
+            Outbox.ticket_number == ticket_number, Outbox.automatic,
+            Outbox.created_at > now - TICKET_WINDOW)).one()
+        if about >= ticket_limit:
+            return f"rate limit: {about} automatic mails about ticket {ticket_number} today"
     return None

@@ -1,17 +1,20 @@
 """Render a template and build the outbound message with its threading headers.
 
 Templates are ``templates/<lang>/<name>.subject.j2``, ``.txt.j2`` and optional
-``.html.j2`` (then the mail is multipart/alternative), falling back to ``en``.
+``.html.j2``, falling back to ``en``; every mail is multipart/alternative, its HTML
+part made from the text where the template has none.
 Customer text only ever enters as data in the context, never as template source,
 so ``{{ … }}`` in a customer's mail is shown as written.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
+from html import escape
 from pathlib import Path
 
 import jinja2
@@ -49,10 +52,21 @@ class Templates:
             lang = FALLBACK_LANGUAGE
         subject = self._text.get_template(f"{lang}/{name}.subject.j2").render(context)
         text = self._text.get_template(f"{lang}/{name}.txt.j2").render(context)
-        html = None
         if (self.root / lang / f"{name}.html.j2").is_file():
             html = self._html.get_template(f"{lang}/{name}.html.j2").render(context)
+        else:
+            html = text_to_html(text, lang)
         return Rendered(one_line(subject), text, html)
+
+
+def text_to_html(text: str, lang: str) -> str:
+    """The HTML part of a template that has only text: its paragraphs and lines,
+    escaped, so mail clients that prefer HTML show the same words."""
+    paragraphs = [p for p in re.split(r"\n\s*\n", text.strip()) if p.strip()]
+    body = "\n".join("<p>" + "<br>\n".join(escape(line) for line in p.splitlines()) + "</p>"
+                     for p in paragraphs)
+    return (f'<!DOCTYPE html>\n<html lang="{escape(lang)}">\n<head><meta charset="utf-8">'
+            f"</head>\n<body>\n{body}\n</body>\n</html>\n")
 
 
 def one_line(value: str) -> str:

@@ -43,7 +43,13 @@ def test_renders_requested_language(templates):
     rendered = templates.render("hello", "it", {"name": "Mario", "text": ""})
     assert rendered.subject == "Ciao Mario"
     assert rendered.text == "Caro Mario\n"
-    assert rendered.html is None
+    # No .html.j2: the HTML part says the same as the text.
+    assert "<p>Caro Mario</p>" in rendered.html and 'lang="it"' in rendered.html
+
+
+def test_html_made_from_text_escapes_customer_text(templates):
+    rendered = templates.render("hello", "de", {"name": "<b>Hans</b>", "text": "a\n\nb"})
+    assert "&lt;b&gt;Hans&lt;/b&gt;" in rendered.html and "<b>" not in rendered.html
 
 
 def test_missing_language_falls_back_to_english(templates):

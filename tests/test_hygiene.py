@@ -1,0 +1,97 @@
+"""Mail hygiene on the way in and out: attachments kept once and capped, automatic
+mail limited per address and per ticket, bouncing addresses spared, outbound mail
+that strict parsers accept, and template previews."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+from datetime import UTC, datetime
+
+from sqlmodel import select
+
+from mailgate.db import session_scope
+from mailgate.models import Blob, Contact
+from tests.desk import Desk
+from tests.helpers import mail
+
+
+def with_file(msg, data: bytes, name: str, subtype: str = "png"):
+    msg.add_attachment(data, maintype="image", subtype=subtype, filename=name)
+    return msg
+
+
+def blobs(desk: Desk) -> int:
+    with session_scope(desk.svc.engine) as session:
+        return len(list(session.exec(select(Blob.sha256))))
+
+
+def test_the_same_file_is_stored_once_and_an_oversized_one_is_listed_with_a_note(tmp_path):
+    desk = Desk(tmp_path, extra_config="\n[tickets]\nmax_attachment_size = 1000\n")
+    logo = b"\x89PNG logo" * 10
+    first = desk.deliver(with_file(mail("mario@acme.it", "One"), logo, "logo.png")).ticket
+    desk.deliver(with_file(mail("mario@acme.it", "Two"), logo, "logo.png"))
+    assert blobs(desk) == 1  # the signature logo of every mail is stored once
+
+    big = with_file(mail("mario@acme.it", f"Re: [#{first}] scan"), b"x" * 5000, "../../scan.png")
+    desk.deliver(big)
+    shown = desk.home.json("tickets", "show", str(first))
+    [dropped] = shown["articles"][1]["attachments"]
+    assert dropped["filename"] == "scan.png" and dropped["size"] == 5000
+    assert any(e["kind"] == "attachment_dropped" and "max_attachment_size 1000" in e["detail"]
+               for e in shown["events"])
+    assert blobs(desk) == 1
+
+
+def test_automatic_mail_about_one_ticket_is_capped_per_day(tmp_path):
+    desk = Desk(tmp_path, extra_config='auth = "none"\n[tickets]\nauto_mail_per_ticket = 4\n')
+    number = desk.deliver(mail("mario@acme.it", "Flapping", cc="a@acme.it, b@acme.it")).ticket
+    for status in ("waiting", "open", "waiting"):  # three people told of each change
+        desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", f"#status {status}\n"))
+    automatic = desk.home.query(
+        "SELECT count(*) FROM outbox WHERE ticket_number = ? AND automatic", number)[0][0]
+    assert automatic == 4  # the auto reply and three phase mails; the rest held back
+    events = desk.home.json("tickets", "show", str(number))["events"]
+    held = [e for e in events if e["kind"] == "auto_mail_suppressed"]
+    assert len(held) == 6 and "automatic mails about ticket" in held[0]["detail"]
+    desk.clock.advance(days=1, minutes=1)
+    desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", "#status resolved\n"))
+    assert desk.home.query("SELECT count(*) FROM outbox WHERE ticket_number = ? AND automatic",
+                           number)[0][0] == 7
+
+
+def test_no_automatic_mail_to_a_bouncing_address_until_it_writes_again(tmp_path):
+    desk = Desk(tmp_path)
+    with session_scope(desk.svc.engine) as session:
+        session.add(Contact(address="gone@acme.it", bouncing_since=datetime(2026, 1, 1,
+                                                                           tzinfo=UTC)))
+    first = desk.deliver(mail("mario@acme.it", "Printer", cc="gone@acme.it")).ticket
+    assert desk.outbox("gone@acme.it") == []
+    assert desk.deliver(mail("gone@acme.it", f"Re: [#{first}] back", "I am back.\n"))
+    desk.deliver(mail("gone@acme.it", "New question"))
+    assert len(desk.outbox("gone@acme.it")) == 1  # the auto reply to its own new ticket
+
+
+def test_every_outbound_mail_parses_strictly_and_keeps_lines_short(tmp_path):
+    desk = Desk(tmp_path)
+    long_subject = "Stampante " + "molto " * 80 + "{{ 7*7 }} =?utf-8?b?SGk=?= Ünïcödé"
+    desk.deliver(mail("mario@acme.it", long_subject, "riga\n" * 3))
+    rows = desk.home.query("SELECT message FROM outbox")
+    assert rows
+    for (raw,) in rows:
+        parsed = email.message_from_bytes(raw, policy=email.policy.strict)
+        assert all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        assert "{{ 7*7 }}" in str(parsed["Subject"]) and "Ünïcödé" in str(parsed["Subject"])
+        assert parsed["Message-ID"] and parsed["Date"] and parsed["X-Loop"]
+        assert parsed.get_content_type() == "multipart/alternative"
+
+
+def test_render_previews_a_template_for_a_real_ticket(tmp_path):
+    desk = Desk(tmp_path)
+    number = desk.deliver(mail("mario@acme.it", "Anteprima")).ticket
+    out = desk.home.cli("render", "status_resolved", "--lang", "it", "--ticket", str(number))
+    first, _, body = out.stdout.partition("\n\n")
+    assert first == f"Subject: [#{number}] Ticket risolto: Anteprima"
+    assert str(number) in body and "#close" in body
+    html = desk.home.cli("render", "reply", "--lang", "ru", "--html").stdout
+    assert html.startswith("Subject: ") and '<html lang="ru">' in html
