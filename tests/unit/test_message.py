@@ -137,3 +137,23 @@ def test_attachment_name_cannot_climb_folders():
     [att] = parse(msg.as_bytes()).attachments
     assert "/" not in att.filename
     assert att.filename == "passwd"
+
+
+@pytest.mark.parametrize("text, charset", [
+    ("Привет, у нас не работает принтер. Помогите пожалуйста.", "koi8-r"),
+    ("Árvíztűrő tükörfúrógép, nem működik a nyomtató.", "iso-8859-2"),
+    ("Der Drucker druckt nicht, schöne Grüße", "iso-8859-15"),
+])
+def test_undeclared_8bit_body_is_decoded_by_detection(text, charset):
+    raw = (b"From: ivan@gamma.ru\r\nTo: hd@example.com\r\nSubject: test\r\n"
+           b"Content-Type: text/plain\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           + text.encode(charset) + b"\r\n")
+    assert parse(raw).text.strip() == text
+
+
+def test_wrongly_declared_charset_falls_back_to_detection():
+    text = "Привет, у нас не работает принтер. Помогите пожалуйста."
+    raw = (b"From: ivan@gamma.ru\r\nTo: hd@example.com\r\nSubject: test\r\n"
+           b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+           + text.encode("koi8-r") + b"\r\n")
+    assert parse(raw).text.strip() == text
