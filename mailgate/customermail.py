@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from mailgate import i18n, mailcommands, phases, stats, tickets
+from mailgate import i18n, mailcommands, phases, quotes, stats, tickets
 from mailgate.models import Company, Ticket
 from mailgate.notify import Notice
 from mailgate.run import Result, Run
@@ -57,7 +57,7 @@ def _closing(run: Run, sender: Sender, ticket: Ticket, company: Company | None) 
     already closed) ticket."""
     if ticket.status == "merged":
         return False
-    lines, text = mailcommands.split(run.mail.text)
+    lines, text = mailcommands.split(quotes.new_part(run.mail.text))
     if any(line.lower() == "#close" for _, line in lines):
         return True
     if ticket.status not in ("resolved", "closed"):

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from sqlmodel import Session, select
 
-from mailgate import i18n, mailcommands, staffauth, tickets
+from mailgate import i18n, mailcommands, quotes, staffauth, tickets
 from mailgate.message import ParsedMail
 from mailgate.models import Article, Company, Ticket
 from mailgate.notify import Notice
@@ -26,7 +26,7 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
     verdict = staffauth.authenticate(cfg.staff, run.mail, run.row.raw, run.row.mail_from)
     if not verdict.ok:
         return _refuse(run, sender, ticket, company, article, [], verdict.reason)
-    lines, text = mailcommands.split(run.mail.text)
+    lines, text = mailcommands.split(quotes.new_part(run.mail.text))
     commands = mailcommands.Run(
         run.session, run.svc.policy, ticket, company, sender.address, run.now, run.row.id,
         run.svc.policy.timezone(company.name if company else None), cfg.sla.warn_at)

@@ -13,7 +13,7 @@ from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailgate import msgids
+from mailgate import msgids, quotes
 from mailgate.message import AttachmentInfo, ParsedMail
 from mailgate.models import (
     Article,
@@ -75,7 +75,7 @@ def add_article(session: Session, ticket: Ticket, mail: ParsedMail, *, spool_id:
     article = Article(
         ticket_id=ticket.id, direction=direction, message_id=mail.message_id,
         from_addr=mail.from_addr, to=mail.to, cc=mail.cc, subject=mail.subject,
-        text=mail.text, full_text=mail.text, html=mail.html, spool_id=spool_id,
+        text=quotes.new_part(mail.text), full_text=mail.text, html=mail.html, spool_id=spool_id,
         created_at=now,
     )
     session.add(article)

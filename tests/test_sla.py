@@ -123,7 +123,7 @@ def test_stats_on_a_known_data_set(desk):
 
     desk.deliver(mail("boss@acme.it", "#stats", "please\n"))
     [report] = desk.outbox("boss@acme.it")
-    body = report.get_content()
+    body = report.get_body(("plain",)).get_content()
     assert report["Subject"] == "Statistiche di Acme Srl"
     assert "Ticket: 2" in body and "mediana 2.0" in body and "9.00" in body
 

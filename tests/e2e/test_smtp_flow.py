@@ -58,7 +58,8 @@ def test_new_mail_opens_ticket_and_answers_with_its_number(served):
     assert "mail" in text  # the origin
 
     staff = [m for m in served.mails_to("staff@example.com") if f"[#{number}]" in m["Subject"]]
-    assert len(staff) == 1 and "La stampante non stampa." in staff[0].get_content()
+    assert len(staff) == 1
+    assert "La stampante non stampa." in staff[0].get_body(("plain",)).get_content()
 
     [ticket] = [t for t in served.json("tickets", "list") if t["number"] == number]
     assert ticket["company"] == "Acme Srl"
