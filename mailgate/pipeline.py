@@ -17,10 +17,20 @@ from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from mailgate import bizhours, correlate, customermail, monitor, senders, spool, staffmail, tickets
+from mailgate import (
+    bizhours,
+    correlate,
+    customermail,
+    monitor,
+    returned,
+    senders,
+    spool,
+    staffmail,
+    tickets,
+)
 from mailgate.authorize import authorize
 from mailgate.bootstrap import Services
-from mailgate.classify import classify
+from mailgate.classify import AUTO_REPLY, BOUNCE, classify
 from mailgate.config import MailboxConfig
 from mailgate.db import session_scope
 from mailgate.message import parse
@@ -101,6 +111,8 @@ def _mailbox(svc: Services, row: Spool) -> MailboxConfig:
 def steps(run: Run) -> Result:
     """Classify, identify, thread, authorize, then apply and notify."""
     verdict = classify(run.mail, run.row.mail_from, run.svc.own)
+    if verdict.kind in (BOUNCE, AUTO_REPLY):
+        return returned.handle(run, verdict)
     if not verdict.normal:
         return Result(spool.IGNORED, f"{verdict.kind}: {verdict.reason}")
     sender = senders.identify(run.session, run.svc.policy, run.mail.from_addr, run.mail.from_name)

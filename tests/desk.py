@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sqlmodel import select
 
-from mailgate import bootstrap, config, db, pipeline, spool
+from mailgate import bootstrap, config, db, pipeline, spool, views
 from mailgate.db import session_scope
 from mailgate.models import Outbox, Ticket
 from mailgate.senders import sync
@@ -37,8 +37,11 @@ class FakeClock:
 class Desk:
     """Services wired on a temporary home; ``deliver`` runs intake and the pipeline."""
 
-    def __init__(self, root: Path, extra_config: str = ""):
+    def __init__(self, root: Path, extra_config: str = "", rules: dict[str, str] | None = None):
+        """``rules`` maps file names of rules/ to the text that replaces the test ones."""
         self.home = make_home(root, extra=extra_config, upgrade=False)
+        for name, text in (rules or {}).items():
+            (root / "rules" / name).write_text(text)
         self.clock = FakeClock()
         self.svc = bootstrap.build(config.load(self.home.config), clock=self.clock)
         db.upgrade(self.svc.engine)
@@ -52,6 +55,13 @@ class Desk:
         stored = spool.intake(self.svc.engine, raw, door=door, mail_from=mail_from,
                               rcpt_tos=[rcpt], now=self.clock())
         return pipeline.process(self.svc, stored.spool_id)
+
+    def view(self, number: int = 10000) -> dict:
+        """``tickets show --json`` of ticket ``number``, read in-process."""
+        with session_scope(self.svc.engine) as session:
+            shown = views.show_ticket(session, number)
+        assert shown is not None, f"no ticket #{number}"
+        return shown
 
     def tickets(self) -> list[Ticket]:
         with session_scope(self.svc.engine) as session:

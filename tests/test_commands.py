@@ -18,10 +18,8 @@ from sqlmodel import select
 
 from mailgate.db import session_scope
 from mailgate.models import Outbox
-from mailgate.views import show_ticket
-from tests import desk as desk_module
 from tests.desk import Desk
-from tests.helpers import mail, make_home
+from tests.helpers import mail
 
 NO_AUTH = 'auth = "none"\n'
 ALICE = "alice@example.com"
@@ -69,26 +67,16 @@ def desk(tmp_path) -> Desk:
 
 
 @pytest.fixture
-def rules_desk(tmp_path, monkeypatch) -> Desk:
-    """A Desk whose rules/ are rewritten before it loads them (Desk.__init__ unchanged)."""
-
-    def home_with_rules(root, **kw):
-        home = make_home(root, **kw)
-        (root / "rules" / "companies.toml").write_text(RULES_COMPANIES)
-        (root / "rules" / "sla.toml").write_text(RULES_SLA)
-        return home
-
-    monkeypatch.setattr(desk_module, "make_home", home_with_rules)
-    return Desk(tmp_path, extra_config=NO_AUTH)
+def rules_desk(tmp_path) -> Desk:
+    """A Desk with prepaid hours, a calendar and the shipped priority labels."""
+    return Desk(tmp_path, extra_config=NO_AUTH,
+                rules={"companies.toml": RULES_COMPANIES, "sla.toml": RULES_SLA})
 
 
 # --- helpers ------------------------------------------------------------------------------
 
 def view(desk: Desk, number: int = 10000) -> dict:
-    with session_scope(desk.svc.engine) as session:
-        shown = show_ticket(session, number)
-    assert shown is not None, f"no ticket #{number}"
-    return shown
+    return desk.view(number)
 
 
 def events(desk: Desk, kind: str, number: int = 10000) -> list[dict]:

@@ -106,17 +106,15 @@ def tickets_opened_by_bounces(lanes) -> list[str]:
     return opened
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "54 of 589 sisimai/bsd files are classified normal and open a ticket: DSNs that are "
-    "not multipart/report but carry 'Return-Path: <>', 'From: <>' / 'MAILER-DAEMON <>' or a "
-    "message/delivery-status part in multipart/mixed (30 of them lhost-dragonfly-*), "
-    "Amazon SES notifications, ARF reports as multipart/mixed, 3 rfc3834 auto-replies "
-    "with no Auto-Submitted; full bounce handling is a later issue"))
 def test_bounces_and_auto_replies_open_no_ticket(lanes):
-    opened = tickets_opened_by_bounces(lanes)
+    # Two sisimai files stay normal (tests/test_bounces.py KNOWN_KINDS says why): a
+    # bounce that a person forwarded, which is a support request, and a KDDI notice whose
+    # raw UTF-8 Subject message.parse does not decode.
+    known = {"sisimai/bsd/lhost-sendmail-14.eml", "sisimai/bsd/lhost-kddi-01.eml"}
+    opened = [o for o in tickets_opened_by_bounces(lanes) if o.partition(" ")[0] not in known]
     assert not opened, f"{len(opened)} bounces opened a ticket:\n" + "\n".join(opened)
 
 
-def test_bounces_opening_tickets_do_not_grow_beyond_the_known_54(lanes):
+def test_bounces_opening_tickets_do_not_grow_beyond_the_known_2(lanes):
     opened = tickets_opened_by_bounces(lanes)
-    assert len(opened) <= 54, "\n".join(opened)
+    assert len(opened) <= 2, "\n".join(opened)

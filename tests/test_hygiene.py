@@ -95,3 +95,37 @@ def test_render_previews_a_template_for_a_real_ticket(tmp_path):
     assert str(number) in body and "#close" in body
     html = desk.home.cli("render", "reply", "--lang", "ru", "--html").stdout
     assert html.startswith("Subject: ") and '<html lang="ru">' in html
+
+
+def dsn(failed: str, returned_message_id: str) -> bytes:
+    """A delivery status notification (RFC 3464) for a mail we sent."""
+    return (
+        "From: MAILER-DAEMON@mx.acme.it\r\nTo: hd@example.com\r\n"
+        "Subject: Undelivered Mail Returned to Sender\r\n"
+        "Message-ID: <dsn-1@mx.acme.it>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nI could not deliver your message.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\n"
+        "Reporting-MTA: dns; mx.acme.it\r\n\r\n"
+        f"Final-Recipient: rfc822; {failed}\r\nAction: failed\r\nStatus: 5.1.1\r\n"
+        "Diagnostic-Code: smtp; 550 5.1.1 user unknown\r\n"
+        "--B\r\nContent-Type: text/rfc822-headers\r\n\r\n"
+        f"From: hd@example.com\r\nTo: {failed}\r\nMessage-ID: {returned_message_id}\r\n"
+        "--B--\r\n").encode()
+
+
+def test_a_bounce_of_our_mail_marks_the_address_and_lands_on_its_ticket(tmp_path):
+    desk = Desk(tmp_path, extra_config='auth = "none"\n')
+    number = desk.deliver(mail("mario@acme.it", "Printer", cc="gone@acme.it")).ticket
+    assert desk.outbox("gone@acme.it") == []  # Cc'd: no auto reply, only phase mails
+    desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", "#status open\n"))
+    [to_gone] = desk.outbox("gone@acme.it")
+    result = desk.deliver(dsn("gone@acme.it", to_gone["Message-ID"]), mail_from="")
+    assert result.state == "ignored" and result.ticket == number
+    assert "1 address(es) marked bouncing" in result.outcome
+    events = desk.home.json("tickets", "show", str(number))["events"]
+    assert any(e["kind"] == "bounce" and "gone@acme.it (5.1.1)" in e["detail"] for e in events)
+    assert len(desk.home.json("tickets", "list")) == 1  # a bounce never opens a ticket
+    desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", "#status waiting\n"))
+    assert len(desk.outbox("gone@acme.it")) == 1  # nothing more to the bouncing address
+    assert len(desk.outbox("mario@acme.it")) == 3  # auto reply, open, waiting

@@ -18,7 +18,6 @@ from sqlmodel import select
 from mailgate import phases
 from mailgate.db import session_scope
 from mailgate.models import Outbox
-from mailgate.views import show_ticket
 from tests.desk import Desk
 from tests.helpers import mail
 
@@ -46,10 +45,7 @@ def desk(tmp_path) -> Desk:
 
 
 def view(desk: Desk, number: int = 10000) -> dict:
-    with session_scope(desk.svc.engine) as session:
-        shown = show_ticket(session, number)
-    assert shown is not None, f"no ticket #{number}"
-    return shown
+    return desk.view(number)
 
 
 def status_details(desk: Desk, number: int = 10000) -> list[str]:

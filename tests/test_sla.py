@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from datetime import UTC, datetime
 
 import pytest
@@ -33,21 +32,12 @@ MONDAY_10_ROME = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)  # 10:00 in Rome (CET)
 
 
 @pytest.fixture
-def desk(tmp_path, monkeypatch):
+def desk(tmp_path):
     """A desk with the shipped sla.toml, Acme on the Italian calendar, Beta on the
     Hungarian one with extra time, and staff authentication off."""
-    import tests.desk as desk_module
-
-    real_make_home = desk_module.make_home
-
-    def make_home(root, **kw):
-        home = real_make_home(root, **kw)
-        shutil.copy(PROJECT / "rules" / "sla.toml", root / "rules" / "sla.toml")
-        (root / "rules" / "companies.toml").write_text(COMPANIES)
-        return home
-
-    monkeypatch.setattr(desk_module, "make_home", make_home)
-    desk = Desk(tmp_path, extra_config='auth = "none"\n')
+    shipped = (PROJECT / "rules" / "sla.toml").read_text()
+    desk = Desk(tmp_path, extra_config='auth = "none"\n',
+                rules={"sla.toml": shipped, "companies.toml": COMPANIES})
     desk.clock.now = MONDAY_10_ROME
     return desk
 
