@@ -95,7 +95,9 @@ def parse(raw: bytes) -> ParsedMail:
 def _headers(msg: Message) -> ParsedMail:
     headers: dict[str, list[str]] = {}
     raw: dict[str, list[str]] = {}
-    for name, value in msg.items():
+    # raw_items: compat32 would wrap 8-bit (raw UTF-8) values in a Header that prints
+    # replacement characters; the raw value keeps the bytes for decode_text.
+    for name, value in msg.raw_items():
         headers.setdefault(name.lower(), []).append(decode_text(value))
         raw.setdefault(name.lower(), []).append(str(value))
     mail = ParsedMail(headers=headers)

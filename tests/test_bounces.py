@@ -51,13 +51,10 @@ OWN = OwnMarks(addresses=frozenset({"hd@example.com"}), x_loop="hd@example.com",
 ENVELOPE_FROM = "corpus@example.net"  # a plain sender: classification rests on headers
 
 # Files whose kind is not what sisimai's reason suggests, on purpose or by a known gap.
-# Neither opens a ticket except the two NORMAL ones (tests/test_corpus.py counts them).
+# None opens a ticket but the NORMAL one (tests/test_corpus.py counts it).
 KNOWN_KINDS = {
     "lhost-sendmail-14.eml": (NORMAL, "a bounce that a person forwarded ('Fwd: Returned "
                                       "mail', 'Forward the message.'): a support request"),
-    "lhost-kddi-01.eml": (NORMAL, "its raw UTF-8 Subject 'メールエラー通知' comes out of "
-                                  "message.parse as U+FFFD, and a no-reply sender with bounce "
-                                  "wording is not enough on its own"),
     "lhost-fml-02.eml": (BULK, "a notice of the fml list manager (X-MLServer, Mailing-List)"),
     "lhost-fml-03.eml": (BULK, "a notice of the fml list manager (X-MLServer)"),
     "arf-26.eml": (AUTO_REPLY, "Apple Mail's unsubscribe request: Auto-Submitted: "
