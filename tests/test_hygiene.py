@@ -8,6 +8,7 @@ import email
 import email.policy
 from datetime import UTC, datetime
 
+import pytest
 from sqlmodel import select
 
 from mailgate.db import session_scope
@@ -129,3 +130,29 @@ def test_a_bounce_of_our_mail_marks_the_address_and_lands_on_its_ticket(tmp_path
     desk.deliver(mail("alice@example.com", f"Re: [#{number}] x", "#status waiting\n"))
     assert len(desk.outbox("gone@acme.it")) == 1  # nothing more to the bouncing address
     assert len(desk.outbox("mario@acme.it")) == 3  # auto reply, open, waiting
+
+
+def _nested(depth: int) -> bytes:
+    """A message/rfc822 inside a message/rfc822 … ``depth`` times."""
+    inner = b"From: a@acme.it\r\nSubject: innermost\r\n\r\nbottom\r\n"
+    for level in range(depth):
+        inner = (f"From: a@acme.it\r\nSubject: level {level}\r\n"
+                 "Content-Type: message/rfc822\r\n\r\n").encode() + inner
+    return inner
+
+
+@pytest.mark.parametrize("name, raw", [
+    ("a 200 kB header line",
+     b"From: mario@acme.it\r\nSubject: " + b"x" * 200_000 + b"\r\n\r\nbody\r\n"),
+    ("3,000 headers",
+     b"From: mario@acme.it\r\n" + b"X-Junk: y\r\n" * 3000 + b"Subject: many\r\n\r\nbody\r\n"),
+    ("message/rfc822 nested 60 deep", b"To: hd@example.com\r\n" + _nested(60)),
+    ("an unclosed multipart with a bogus charset",
+     b'From: mario@acme.it\r\nSubject: broken\r\nContent-Type: multipart/mixed; boundary="b"'
+     b'\r\n\r\n--b\r\nContent-Type: text/plain; charset="x-bogus"\r\n'
+     b"Content-Transfer-Encoding: base64\r\n\r\n!!!not base64!!!\r\n--b\r\n"),
+])
+def test_hostile_shapes_end_processed_or_ignored(tmp_path, name, raw):
+    desk = Desk(tmp_path)
+    result = desk.deliver(raw)
+    assert result.state in ("processed", "ignored"), f"{name}: {result}"
