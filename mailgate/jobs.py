@@ -124,7 +124,8 @@ def _eta_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, 
 
 def _eta(job: _Job, ticket: Ticket) -> None:
     company = job.company(ticket)
-    job.notifier.to_people("eta_delayed", ticket, company, job.context(ticket))
+    job.notifier.to_people("eta_delayed", ticket, company, job.context(ticket),
+                           auto_submitted="auto-generated")
     job.to_staff("eta_reminder", ticket.assignee or job.svc.config.staff.notify, ticket)
     tickets.record(job.session, ticket, "eta_passed", job.now,
                    detail=f"expected by {ticket.eta.isoformat()}")
@@ -142,7 +143,8 @@ def _close(job: _Job, ticket: Ticket) -> None:
                 why=f"no answer {days} days after it was resolved")
     company = job.company(ticket)
     job.notifier.to_people("auto_closed", ticket, company,
-                           job.context(ticket, auto_close_days=days))
+                           job.context(ticket, auto_close_days=days),
+                           auto_submitted="auto-generated")
 
 
 JOBS = (

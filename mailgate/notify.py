@@ -1,5 +1,8 @@
 """Which mails a change calls for, rendered and queued in the same transaction.
 
+RFC 3834 §5: a mail that answers one is ``Auto-Submitted: auto-replied``; one sent by
+a timer (deadline jobs) is ``auto-generated``.
+
 Customer-facing automatic mail passes ``autoreply.refusal`` first (RFC 3834); a
 refusal is recorded as an event on the ticket, so "why did the customer get no
 answer?" has an answer.  Staff mail is internal and is not rate limited.
@@ -75,7 +78,8 @@ class Notifier:
         return ctx
 
     def to_people(self, template: str, ticket: Ticket, company: Company | None,
-                  ctx: dict, answering: ParsedMail | None = None) -> None:
+                  ctx: dict, answering: ParsedMail | None = None,
+                  auto_submitted: str = "auto-replied") -> None:
         """An automatic mail to the requester and the Cc participants, and a copy to
         the company's managers where ``managers_copy`` is set (SPEC §4)."""
         people = [a for a in tickets.participants(self.session, ticket)
@@ -84,9 +88,11 @@ class Notifier:
             people += [m for m in company.managers if m not in people]
         lang = company.language if company else "en"
         for address in people:
-            self.to_customer(Notice(template, address, lang, ctx, answering), ticket)
+            self.to_customer(Notice(template, address, lang, ctx, answering), ticket,
+                             auto_submitted)
 
-    def to_customer(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
+    def to_customer(self, notice: Notice, ticket: Ticket | None,
+                    auto_submitted: str = "auto-replied") -> Outbox | None:
         """Queue an automatic customer mail unless RFC 3834 or the rate limit forbid it."""
         cfg = self.svc.config
         why_not = autoreply.refusal(
@@ -98,7 +104,7 @@ class Notifier:
                 tickets.record(self.session, ticket, "auto_mail_suppressed", self.now,
                                detail=f"{notice.template} not sent: {why_not}")
             return None
-        return self.queue(notice, ticket, "auto-replied")
+        return self.queue(notice, ticket, auto_submitted)
 
     def to_staff(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
         """Queue an internal mail to staff (never to one of our own addresses)."""

@@ -123,6 +123,7 @@ def _hours_low(run: Run, ticket: Ticket, company: Company | None, logged: float)
                                threshold=threshold, spent=logged,
                                prepaid=company.prepaid_hours)
     for manager in company.managers:
-        run.notifier.to_customer(Notice("hours_low", manager, company.language, ctx), ticket)
+        run.notifier.to_customer(Notice("hours_low", manager, company.language, ctx), ticket,
+                                 "auto-generated")
     tickets.record(run.session, ticket, "hours_low", run.now,
                    detail=f"{balance:.2f} h left of {company.prepaid_hours:.2f}")

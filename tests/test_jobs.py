@@ -98,7 +98,7 @@ def test_resolved_ticket_closes_itself_after_auto_close_days(tmp_path):
     assert any(e["kind"] == "status" and "resolved → closed" in e["detail"]
                for e in shown["events"])
     [closed] = [m for m in desk.outbox("mario@acme.it") if m["In-Reply-To"] is None]
-    assert f"[#{number}]" in closed["Subject"] and closed["Auto-Submitted"] == "auto-replied"
+    assert f"[#{number}]" in closed["Subject"] and closed["Auto-Submitted"] == "auto-generated"
     assert jobs.run_due(desk.svc, desk.clock() + timedelta(days=9))["auto_close"] == 0
 
 
