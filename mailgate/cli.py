@@ -18,7 +18,7 @@ import click
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from mailgate import bootstrap, db, spool, views
+from mailgate import bootstrap, db, logs, spool, views
 from mailgate import config as config_mod
 from mailgate.checks import check_all
 from mailgate.config import ConfigError
@@ -33,12 +33,15 @@ class Context:
     def __init__(self, path: Path):
         self.path = path
         self._svc = None
+        self.log_floor = logging.NOTSET  # a command may want fewer lines than [logging]
 
     def config(self) -> config_mod.Config:
         try:
-            return config_mod.load(self.path)
+            config = config_mod.load(self.path)
         except ConfigError as exc:
             _fail(EX_CONFIG, *exc.problems)
+        logs.setup(config.logging.format, config.logging.level, floor=self.log_floor)
+        return config
 
     def services(self) -> bootstrap.Services:
         if self._svc is None:
@@ -106,11 +109,7 @@ class _Group(click.Group):
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """mailgate: help-desk mail in, tickets out, customers informed."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
-    # aiosmtpd logs every SMTP command at INFO; the pipeline's own line is enough.
-    logging.getLogger("mail.log").setLevel(logging.WARNING)
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.setup()  # text until the configuration's [logging] is known
     ctx.obj = Context(config_mod.resolve_path(config_path))
 
 
@@ -123,7 +122,8 @@ def serve(obj: Context, intake_only: bool) -> None:
     from mailgate.daemon import Daemon
 
     svc = obj.ready_services()
-    sys.exit(asyncio.run(Daemon(svc, process=not intake_only).run()))
+    daemon = Daemon(svc, process=not intake_only, config_path=obj.path)
+    sys.exit(asyncio.run(daemon.run()))
 
 
 def _settle(svc: bootstrap.Services) -> list:
@@ -164,6 +164,7 @@ def _deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
 
     # The MTA quotes our output in its log and its bounces: warnings and the one line
     # that says why, nothing else.
+    obj.log_floor = logging.WARNING
     logging.getLogger().setLevel(logging.WARNING)
     svc = obj.ready_services()
     raw = pipe.read_message(sys.stdin.buffer, svc.config.smtp.max_message_size)
@@ -230,7 +231,7 @@ def poll(obj: Context, once: bool) -> None:
     if not once:
         from mailgate.daemon import Daemon
 
-        sys.exit(asyncio.run(Daemon(svc, listen=False).run()))
+        sys.exit(asyncio.run(Daemon(svc, listen=False, config_path=obj.path).run()))
     trouble = 0
     for account in svc.config.imap:
         try:

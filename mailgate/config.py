@@ -178,6 +178,21 @@ class MetricsConfig(Section):
     port: int = 9525
 
 
+LOG_LEVELS = ("debug", "info", "warning", "error", "critical")
+
+
+class LoggingConfig(Section):
+    format: Literal["text", "journald", "json"] = "text"  # journald: <N> priority prefixes
+    level: str = "info"
+
+    @field_validator("level")
+    @classmethod
+    def _known_level(cls, value: str) -> str:
+        if value.lower() not in LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(LOG_LEVELS)}")
+        return value.lower()
+
+
 class Config(Section):
     """The whole configuration; ``source`` is the file it came from."""
 
@@ -192,6 +207,7 @@ class Config(Section):
     sla: SlaConfig = SlaConfig()
     jobs: JobsConfig = JobsConfig()
     metrics: MetricsConfig = MetricsConfig()
+    logging: LoggingConfig = LoggingConfig()
     source: Path = Path("config.toml")
 
     def mailbox_for(self, address: str) -> MailboxConfig | None:
@@ -236,7 +252,7 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: {exc}"]) from exc
     _apply_environment(data, environ)
-    problems = _read_secret_files(data, path.parent)
+    problems = _read_secret_files(data, path.parent, environ.get("CREDENTIALS_DIRECTORY"))
     if problems:
         raise ConfigError([f"{path}:{p}" for p in problems])
     try:
@@ -276,8 +292,13 @@ def _toml_array(raw: str) -> Any:
         return raw
 
 
-def _read_secret_files(data: dict[str, Any], base: Path) -> list[str]:
-    """Replace ``password_file`` style keys by the file's first line."""
+def _read_secret_files(data: dict[str, Any], base: Path,
+                       credentials: str | None = None) -> list[str]:
+    """Replace ``password_file`` style keys by the file's first line.
+
+    A relative name is looked up first in ``$CREDENTIALS_DIRECTORY`` (systemd's
+    ``LoadCredential=``) when that is set and holds it, then beside the config file.
+    """
     problems = []
     tables = [(k, v) for k, v in data.items() if isinstance(v, dict)]
     for name, items in data.items():
@@ -285,13 +306,21 @@ def _read_secret_files(data: dict[str, Any], base: Path) -> list[str]:
             tables += [(f"{name}[{i}]", t) for i, t in enumerate(items) if isinstance(t, dict)]
     for name, table in tables:
         for key in [k for k in table if k.endswith("_file")]:
-            secret = base / str(table[key])
+            secret = _secret_path(str(table[key]), base, credentials)
             try:
                 table[key.removesuffix("_file")] = secret.read_text().splitlines()[0].strip()
             except (OSError, IndexError) as exc:
                 problems.append(f"{name}.{key}: cannot read secret {secret}: {exc}")
             del table[key]
     return problems
+
+
+def _secret_path(name: str, base: Path, credentials: str | None) -> Path:
+    if credentials and not Path(name).is_absolute():
+        candidate = Path(credentials) / name
+        if candidate.exists():
+            return candidate
+    return base / name
 
 
 def _check(config: Config) -> list[str]:

@@ -6,6 +6,12 @@ pending rows in arrival order (so a reply is never handled before the mail that
 opened its ticket).  SIGTERM drains: the listening socket closes, messages being
 received finish, the worker finishes the row it has, and the process exits 0;
 anything still pending waits in the spool for the next start.
+
+Under systemd (``Type=notify``) it says READY=1 once the listener is bound and the
+workers run, pings WATCHDOG=1 from the event loop, keeps STATUS= current, and says
+STOPPING=1 on SIGTERM.  SIGHUP reloads rules, companies, staff and templates: the new
+set is validated first and swapped in between two messages; an invalid one is logged
+and the old one kept.  Connections are not touched by a reload.
 """
 
 from __future__ import annotations
@@ -17,28 +23,39 @@ import socket
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
+from pathlib import Path
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
+from sqlmodel import select
 
-from mailgate import jobs, pipeline, spool
+from mailgate import bootstrap, config, jobs, pipeline, sdnotify, spool
 from mailgate.bootstrap import Services
+from mailgate.checks import check_all
+from mailgate.config import ConfigError
+from mailgate.db import session_scope
 from mailgate.durations import parse_duration
 from mailgate.inbound.listener import SpoolHandler, smtp_factory
+from mailgate.models import Outbox, Spool
 from mailgate.outbound import send
+from mailgate.senders import sync
 
 log = logging.getLogger("mailgate.daemon")
 
 IDLE_POLL = 5.0  # seconds between looks at the spool/outbox when nothing woke us
 DB_BACKOFF = 5.0  # seconds to wait after the database refused work
-DRAIN_TIMEOUT = 30.0  # seconds SIGTERM waits for messages being received
+DRAIN_TIMEOUT = 30.0  # seconds SIGTERM waits for messages being received (< TimeoutStopSec)
+STATUS_INTERVAL = 5.0  # seconds between STATUS= updates when no work wakes them
 
 
 class Daemon:
     """One running instance of ``mailgate serve``."""
 
-    def __init__(self, svc: Services, *, process: bool = True, listen: bool | None = None):
+    def __init__(self, svc: Services, *, process: bool = True, listen: bool | None = None,
+                 config_path: Path | None = None):
         self.svc = svc
+        self.config_path = config_path  # what SIGHUP reloads; None: no reload
         self.process = process
         self.listen = svc.config.smtp.enabled if listen is None else listen
         self.imap_stop = threading.Event()
@@ -47,12 +64,18 @@ class Daemon:
         self.queued = asyncio.Event()
         self.handler = SpoolHandler(svc, self.spooled.set)
         self.sessions: set = set()
+        self.worked = asyncio.Event()  # wakes the STATUS= updater
+        self.swap_lock = asyncio.Lock()  # a reload swaps between two messages, never during
+        self.reloading: asyncio.Task | None = None
+        self.processed = 0
 
     async def run(self) -> int:
         """Serve until SIGTERM/SIGINT, then drain; returns the exit status."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.stopping.set)
+            loop.add_signal_handler(sig, self._stop)
+        if self.config_path is not None:
+            loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         server = await self._listen() if self.listen else None
         workers = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
         scheduler = None
@@ -61,6 +84,8 @@ class Daemon:
                         asyncio.create_task(self._outbox_worker())]
             scheduler = self._schedule()
         log.info("ready%s", "" if self.process else " (intake only: nothing is processed)")
+        sdnotify.notify("READY=1", f"STATUS={await self._status()}")
+        helpers = [asyncio.create_task(self._watchdog()), asyncio.create_task(self._status_loop())]
         await self.stopping.wait()
         log.info("stopping: draining")
         if scheduler is not None:
@@ -71,8 +96,83 @@ class Daemon:
         self.spooled.set()
         self.queued.set()
         await asyncio.gather(*workers)
+        for helper in helpers:
+            helper.cancel()
         log.info("stopped")
         return 0
+
+    def _stop(self) -> None:
+        if not self.stopping.is_set():
+            sdnotify.notify("STOPPING=1", "STATUS=stopping: draining")
+        self.stopping.set()
+
+    async def _watchdog(self) -> None:
+        """WATCHDOG=1 at half systemd's interval, from the event loop itself: a loop
+        that hangs stops the pings and systemd restarts the service."""
+        interval = sdnotify.watchdog_interval()
+        while interval:
+            sdnotify.notify("WATCHDOG=1")
+            await asyncio.sleep(interval / 2)
+
+    async def _status_loop(self) -> None:
+        """STATUS= after work (at most once a second) or every STATUS_INTERVAL."""
+        while not self.stopping.is_set():
+            await self._nap(self.worked, STATUS_INTERVAL)
+            if not self.stopping.is_set():
+                sdnotify.notify(f"STATUS={await self._status()}")
+            await asyncio.sleep(1.0)
+
+    async def _status(self) -> str:
+        try:
+            pending, queued = await asyncio.to_thread(self._counts)
+        except OperationalError:
+            return f"processed {self.processed}; database unavailable"
+        return f"processed {self.processed}, pending {pending}, outbox queued {queued}"
+
+    def _counts(self) -> tuple[int, int]:
+        """Pending spool rows and queued outbound mails."""
+        with session_scope(self.svc.engine) as session:
+            pending = session.exec(select(func.count()).select_from(Spool)
+                                   .where(Spool.state == spool.PENDING)).one()
+            queued = session.exec(select(func.count()).select_from(Outbox)
+                                  .where(Outbox.state == "queued")).one()
+        return pending, queued
+
+    def _reload_soon(self) -> None:
+        """SIGHUP: one reload at a time; a HUP during a reload is folded into it."""
+        if self.reloading is None or self.reloading.done():
+            self.reloading = asyncio.create_task(self._reload())
+
+    async def _reload(self) -> None:
+        sdnotify.reloading()
+        log.info("reloading rules, companies, staff and templates from %s", self.config_path)
+        try:
+            new = await asyncio.to_thread(self._validated)
+            async with self.swap_lock:
+                await asyncio.to_thread(self._sync, new)
+                svc = self.svc
+                svc.policy, svc.rules, svc.templates = new.policy, new.rules, new.templates
+            log.info("reloaded: %d companies, %d staff, %d triage rules",
+                     len(new.policy.companies), len(new.policy.staff), len(new.rules))
+        except ConfigError as exc:
+            for problem in exc.problems:
+                log.error("reload refused, the old rules stay: %s", problem)
+        except Exception:  # noqa: BLE001 - a failed reload must not end the daemon
+            log.exception("reload failed, the old rules stay")
+        if not self.stopping.is_set():
+            sdnotify.notify("READY=1", f"STATUS={await self._status()}")
+
+    def _validated(self) -> Services:
+        """The new configuration's services, checked as ``check-config`` checks them."""
+        new_config = config.load(self.config_path)
+        errors, _warnings = check_all(new_config)
+        if errors:
+            raise ConfigError(errors)
+        return bootstrap.build(new_config, engine=self.svc.engine, clock=self.svc.clock)
+
+    def _sync(self, new: Services) -> None:
+        with session_scope(self.svc.engine) as session:
+            sync(session, new.policy)
 
     async def _listen(self) -> asyncio.AbstractServer:
         cfg = self.svc.config.smtp
@@ -135,8 +235,11 @@ class Daemon:
                 for spool_id in ids:
                     if self.stopping.is_set():
                         return
-                    await asyncio.to_thread(pipeline.process, self.svc, spool_id)
+                    async with self.swap_lock:
+                        result = await asyncio.to_thread(pipeline.process, self.svc, spool_id)
+                    self.processed += result is not None
                     self.queued.set()
+                    self.worked.set()
             except OperationalError as exc:
                 log.error("database unavailable, pipeline waits %ss: %s", DB_BACKOFF, exc)
                 await self._nap(self.stopping, DB_BACKOFF)

@@ -61,10 +61,18 @@ def process(svc: Services, spool_id: int) -> Result | None:
         log.exception("spool=%s failed", spool_id)
         return Result(spool.FAILED, "failed")
     if result is not None:
-        log.info("spool=%s message-id=%s sender=%s ticket=%s outcome=%r ms=%.1f", spool_id,
-                 result.message_id, result.sender, result.ticket, result.outcome,
-                 (time.monotonic() - started) * 1000)
+        _log_line(spool_id, result, (time.monotonic() - started) * 1000)
     return result
+
+
+def _log_line(spool_id: int, result: Result, ms: float) -> None:
+    """The one line per processed message (SPEC §10); its fields also go as ``extra``
+    so that JSON logs carry them as keys."""
+    fields = {"spool": spool_id, "message_id": result.message_id, "door": result.door,
+              "sender": result.sender, "ticket": result.ticket, "outcome": result.outcome,
+              "ms": round(ms, 1)}
+    log.info("spool=%s message-id=%s door=%s sender=%s ticket=%s outcome=%r ms=%.1f",
+             *fields.values(), extra=fields)
 
 
 def process_pending(svc: Services) -> list[Result]:
@@ -93,6 +101,7 @@ def _claimed_run(svc: Services, session: Session, spool_id: int) -> Result | Non
               Notifier(svc, session, mailbox, now))
     result = steps(run)
     result.message_id, result.sender = run.mail.message_id, run.mail.from_addr
+    result.door = row.door
     row.state, row.outcome, row.ticket_number = result.state, result.outcome, result.ticket
     row.notes, row.processed_at = "\n".join(result.notes) or None, now
     session.add(row)

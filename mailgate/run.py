@@ -25,6 +25,7 @@ class Result:
     notes: list[str] = field(default_factory=list)
     message_id: str | None = None
     sender: str = ""
+    door: str = ""
 
 
 @dataclass

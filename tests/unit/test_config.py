@@ -119,3 +119,34 @@ def test_own_addresses_include_from_mailboxes_and_aliases(tmp_path):
     assert config.own_addresses == {
         "noreply@example.com", "hd@example.com", "support@example.com",
     }
+
+
+def test_relative_secret_file_is_taken_from_credentials_directory(tmp_path):
+    creds = tmp_path / "creds"
+    creds.mkdir()
+    (creds / "imap.secret").write_text("from-systemd\n")
+    (tmp_path / "imap.secret").write_text("beside-config\n")
+    text = MAILBOX + '[[imap]]\nusername = "hd"\npassword_file = "imap.secret"\n'
+    config = load(write(tmp_path, text), environ={"CREDENTIALS_DIRECTORY": str(creds)})
+    assert config.imap[0].password == "from-systemd"
+    assert load(write(tmp_path, text), environ={}).imap[0].password == "beside-config"
+
+
+def test_secret_missing_from_credentials_directory_falls_back_to_config_folder(tmp_path):
+    (tmp_path / "creds").mkdir()
+    (tmp_path / "imap.secret").write_text("beside-config\n")
+    text = MAILBOX + '[[imap]]\nusername = "hd"\npassword_file = "imap.secret"\n'
+    config = load(write(tmp_path, text), environ={"CREDENTIALS_DIRECTORY": str(tmp_path / "creds")})
+    assert config.imap[0].password == "beside-config"
+
+
+def test_logging_section_defaults_and_validation(tmp_path):
+    config = load(write(tmp_path, MAILBOX), environ={})
+    assert (config.logging.format, config.logging.level) == ("text", "info")
+    env = {"MAILGATE_LOGGING_FORMAT": "json", "MAILGATE_LOGGING_LEVEL": "DEBUG"}
+    config = load(write(tmp_path, MAILBOX), environ=env)
+    assert (config.logging.format, config.logging.level) == ("json", "debug")
+    with pytest.raises(ConfigError, match=r"logging\.format"):
+        load(write(tmp_path, MAILBOX + '[logging]\nformat = "xml"\n'), environ={})
+    with pytest.raises(ConfigError, match=r"logging\.level"):
+        load(write(tmp_path, MAILBOX + '[logging]\nlevel = "loud"\n'), environ={})
