@@ -21,6 +21,7 @@ import logging
 import signal
 import socket
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
@@ -37,6 +38,8 @@ from mailgate.config import ConfigError
 from mailgate.db import session_scope
 from mailgate.durations import parse_duration
 from mailgate.inbound.listener import SpoolHandler, smtp_factory
+from mailgate.metrics import Metrics
+from mailgate.metrics import serve as metrics_http
 from mailgate.models import Outbox, Spool
 from mailgate.outbound import send
 from mailgate.senders import sync
@@ -67,6 +70,7 @@ class Daemon:
         self.worked = asyncio.Event()  # wakes the STATUS= updater
         self.swap_lock = asyncio.Lock()  # a reload swaps between two messages, never during
         self.reloading: asyncio.Task | None = None
+        self.metrics = Metrics(svc) if svc.config.metrics.enabled else None
         self.processed = 0
 
     async def run(self) -> int:
@@ -77,6 +81,7 @@ class Daemon:
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         server = await self._listen() if self.listen else None
+        http = await self._serve_metrics() if self.metrics is not None else None
         workers = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
         scheduler = None
         if self.process:
@@ -91,6 +96,8 @@ class Daemon:
         if scheduler is not None:
             scheduler.shutdown(wait=False)
         self.imap_stop.set()
+        if http is not None:
+            http.close()
         if server is not None:
             await self._drain(server)
         self.spooled.set()
@@ -174,6 +181,12 @@ class Daemon:
         with session_scope(self.svc.engine) as session:
             sync(session, new.policy)
 
+    async def _serve_metrics(self) -> asyncio.AbstractServer:
+        cfg = self.svc.config.metrics
+        http = await metrics_http(self.metrics, cfg.host, cfg.port)
+        log.info("metrics on http://%s:%s/metrics", cfg.host, http.sockets[0].getsockname()[1])
+        return http
+
     async def _listen(self) -> asyncio.AbstractServer:
         cfg = self.svc.config.smtp
         factory = smtp_factory(self.svc, self.handler, socket.gethostname())
@@ -235,8 +248,11 @@ class Daemon:
                 for spool_id in ids:
                     if self.stopping.is_set():
                         return
+                    started = time.monotonic()
                     async with self.swap_lock:
                         result = await asyncio.to_thread(pipeline.process, self.svc, spool_id)
+                    if self.metrics is not None and result is not None:
+                        self.metrics.observe(time.monotonic() - started)
                     self.processed += result is not None
                     self.queued.set()
                     self.worked.set()

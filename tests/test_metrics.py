@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import smtplib
+import urllib.request
 from datetime import timedelta
 
 from mailgate import spool
 from mailgate.metrics import Metrics, _answer
 from tests.desk import Desk
-from tests.helpers import mail
+from tests.helpers import free_port, mail, make_home, serving
 
 
 def test_metrics_count_what_the_database_holds(tmp_path):
@@ -41,3 +43,18 @@ def test_healthz_is_503_when_the_spool_is_stuck(tmp_path):
     status, body, _ = _answer(metrics, b"/healthz")
     assert status.startswith("503") and b"spool stuck" in body
     assert _answer(metrics, b"/nope")[0].startswith("404")
+
+
+def test_serve_answers_metrics_and_healthz_over_http(tmp_path):
+    port = free_port()
+    home = make_home(tmp_path, extra=f"\n[metrics]\nenabled = true\nport = {port}\n")
+    with serving(home):
+        with smtplib.SMTP("127.0.0.1", home.port, timeout=10) as client:
+            client.send_message(mail("mario@acme.it", "Scraped"))
+        home.wait_settled(1)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+            text = answer.read().decode()
+        assert 'mailgate_received_total{door="smtp"} 1.0' in text
+        assert "mailgate_processing_seconds_count 1.0" in text
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=10) as answer:
+            assert (answer.status, answer.read()) == (200, b"ok\n")
