@@ -6,6 +6,8 @@ that a careful sysadmin would not run in production.
 
 from __future__ import annotations
 
+import ipaddress
+
 from mailgate import bizhours
 from mailgate.config import Config, ConfigError
 from mailgate.outbound.compose import FALLBACK_LANGUAGE, Templates
@@ -46,6 +48,10 @@ def check_all(config: Config) -> tuple[list[str], list[str]]:
             if not (config.paths.templates / company.language).is_dir():
                 warnings.append(f"company {company.name!r}: no templates in language "
                                 f"{company.language!r}; it gets {FALLBACK_LANGUAGE}")
+    if config.smtp.enabled and not _loopback(config.smtp.host):
+        warnings.append(f"{src}:smtp.host: {config.smtp.host} is not loopback; the listener "
+                        "takes mail from anyone who reaches it and trusts their "
+                        "Authentication-Results: keep it behind your MTA or a firewall")
     if config.staff.auth == "none":
         warnings.append(f"{src}:staff.auth: 'none' trusts any From: of a staff address; "
                         "use it only in a lab")
@@ -56,3 +62,11 @@ def check_all(config: Config) -> tuple[list[str], list[str]]:
         warnings.append(f"{src}:staff.notify: not set; staff hear of new tickets only "
                         "through an assignee")
     return errors, warnings
+
+
+def _loopback(host: str) -> bool:
+    """True for an address only this machine can reach."""
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return host == "localhost"

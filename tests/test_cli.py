@@ -48,11 +48,13 @@ def test_check_config_names_file_key_and_reason_for_every_error(tmp_path):
     assert "companies.toml:company[1].domains: a.it already belongs to A" in proc.stderr
 
 
-def test_check_config_warns_about_staff_auth_none(tmp_path):
+def test_check_config_warns_about_staff_auth_none_and_a_public_listener(tmp_path):
     home = make_home(tmp_path, upgrade=False)
-    home.config.write_text(home.config.read_text().replace("[staff]\n", '[staff]\nauth = "none"\n'))
+    text = home.config.read_text().replace("[staff]\n", '[staff]\nauth = "none"\n')
+    home.config.write_text(text.replace('host = "127.0.0.1"', 'host = "0.0.0.0"', 1))
     proc = home.cli("check-config")
     assert "warning:" in proc.stderr and "staff.auth" in proc.stderr
+    assert "smtp.host: 0.0.0.0 is not loopback" in proc.stderr
 
 
 def test_serve_refuses_a_database_whose_schema_is_not_at_head(tmp_path):
