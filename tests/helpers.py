@@ -7,10 +7,12 @@ import email.policy
 import json
 import os
 import signal
+import smtplib
 import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -220,3 +222,33 @@ def mail(sender: str, subject: str, body: str = "Hello,\nplease help.\n", *,
         msg[name] = value
     msg.set_content(body)
     return msg
+
+
+def flood(homes: list[Home], count: int, *, connections: int = 4, prefix: str = "",
+          tolerate_errors: bool = False) -> set[str]:
+    """Send ``count`` new-ticket mails spread over ``homes``, ``connections`` SMTP
+    connections each; the Message-IDs that got a 250.  With ``tolerate_errors`` a
+    connection that breaks (a killed daemon) just stops."""
+    acked: set[str] = set()
+    lock = threading.Lock()
+    step = len(homes) * connections
+
+    def worker(offset: int) -> None:
+        home = homes[offset % len(homes)]
+        try:
+            with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+                for i in range(offset, count, step):
+                    msg = mail(f"{prefix}user{i}@acme.it", f"flood {i}")
+                    client.send_message(msg)
+                    with lock:
+                        acked.add(msg["Message-ID"])
+        except (smtplib.SMTPException, OSError):
+            if not tolerate_errors:
+                raise
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(step)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=600)
+    return acked

@@ -12,33 +12,14 @@ import time
 
 import pytest
 
-from tests.helpers import mail, serving, start_serve
+from tests.helpers import flood, mail, serving, start_serve
 
 pytestmark = pytest.mark.e2e
 
 
 def acknowledged_flood(home, count: int, connections: int = 4, prefix: str = "") -> set[str]:
-    """Send ``count`` new-ticket mails over several connections; the acknowledged ids."""
-    acked: set[str] = set()
-    lock = threading.Lock()
-
-    def worker(offset: int) -> None:
-        try:
-            with smtplib.SMTP("127.0.0.1", home.port, timeout=10) as client:
-                for i in range(offset, count, connections):
-                    msg = mail(f"{prefix}user{i}@acme.it", f"flood {i}")
-                    client.send_message(msg)
-                    with lock:
-                        acked.add(msg["Message-ID"])
-        except (smtplib.SMTPException, OSError):
-            pass  # the daemon was killed: what was not acknowledged does not count
-
-    threads = [threading.Thread(target=worker, args=(n,)) for n in range(connections)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    return acked
+    """The acknowledged Message-IDs of a flood that a kill may cut short."""
+    return flood([home], count, connections=connections, prefix=prefix, tolerate_errors=True)
 
 
 def assert_each_once(home, acked: set[str]) -> None:

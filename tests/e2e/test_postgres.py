@@ -10,10 +10,8 @@ from __future__ import annotations
 import glob
 import os
 import shutil
-import smtplib
 import subprocess
 import tempfile
-import threading
 import time
 import uuid
 from pathlib import Path
@@ -21,7 +19,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy
 
-from tests.helpers import PROJECT, free_port, mail, make_home, serving
+from tests.helpers import PROJECT, flood, free_port, make_home, serving
 
 pytestmark = pytest.mark.e2e
 
@@ -63,30 +61,6 @@ def instance(root: Path, url: str):
     home.config.write_text(home.config.read_text().replace(
         'url = "sqlite:///var/mailgate.db"', f'url = "{url}"'))
     return home
-
-
-def flood(homes, count: int) -> set[str]:
-    """``count`` new-ticket mails, spread round-robin over the instances and four
-    connections each; the Message-IDs that were acknowledged."""
-    acked: set[str] = set()
-    lock = threading.Lock()
-
-    def worker(home, offset: int, step: int) -> None:
-        with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
-            for i in range(offset, count, step):
-                msg = mail(f"user{i}@acme.it", f"flood {i}")
-                client.send_message(msg)
-                with lock:
-                    acked.add(msg["Message-ID"])
-
-    step = len(homes) * 4
-    threads = [threading.Thread(target=worker, args=(homes[n % len(homes)], n, step))
-               for n in range(step)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=600)
-    return acked
 
 
 def test_three_instances_share_one_database_without_duplicates_or_gaps(pg_url, tmp_path):
