@@ -14,6 +14,7 @@ from mailgate import i18n, mailcommands, quotes, staffauth, tickets
 from mailgate.message import ParsedMail
 from mailgate.models import Article, Company, Ticket
 from mailgate.notify import Notice
+from mailgate.outbound import autoreply
 from mailgate.run import Result, Run
 from mailgate.senders import Sender
 from mailgate.spool import PROCESSED
@@ -96,9 +97,15 @@ def _reply(run: Run, sender: Sender, ticket: Ticket, company: Company | None, te
                                status_label=i18n.status_label(ticket.status, lang),
                                staff_name=sender.name)
     for address in tickets.participants(run.session, ticket):
-        if not run.svc.policy.staff_member(address):
-            notice = Notice("reply", address, lang, ctx, answering, automatic=False)
-            run.notifier.queue(notice, ticket, auto_submitted=None)
+        if run.svc.policy.staff_member(address):
+            continue
+        why_not = autoreply.bouncing(run.session, address)
+        if why_not:
+            tickets.record(run.session, ticket, "mail_suppressed", run.now,
+                           detail=f"reply not sent: {why_not}")
+            continue
+        notice = Notice("reply", address, lang, ctx, answering, automatic=False)
+        run.notifier.queue(notice, ticket, auto_submitted=None)
 
 
 def _last_customer_mail(session: Session, ticket: Ticket, svc) -> ParsedMail | None:

@@ -22,6 +22,15 @@ RATE_WINDOW = timedelta(hours=1)
 TICKET_WINDOW = timedelta(days=1)
 
 
+def bouncing(session: Session, address: str) -> str | None:
+    """Why no mail at all may go to ``address``: it bounces (until it writes again)."""
+    since = session.exec(select(Contact.bouncing_since).where(
+        Contact.address == address, Contact.bouncing_since.is_not(None))).first()
+    if since is None:
+        return None
+    return f"{address} bounces since {since.isoformat()} (until it writes again)"
+
+
 def refusal(session: Session, address: str, *, own: set[str], limit: int, now: datetime,
             ticket_number: int | None = None, ticket_limit: int | None = None) -> str | None:
     """Why no automatic mail may go to ``address`` now, or None when it may.  With a
@@ -34,10 +43,9 @@ def refusal(session: Session, address: str, *, own: set[str], limit: int, now: d
     local = address.partition("@")[0]
     if local in NO_REPLY_LOCALPARTS or local.startswith(("noreply", "no-reply")):
         return f"{address} is a role or no-reply address"
-    bouncing = session.exec(select(Contact.bouncing_since).where(
-        Contact.address == address, Contact.bouncing_since.is_not(None))).first()
-    if bouncing is not None:
-        return f"{address} bounces since {bouncing.isoformat()} (until it writes again)"
+    why = bouncing(session, address)
+    if why:
+        return why
     sent = session.exec(
         select(func.count(Outbox.id)).where(
             Outbox.to == address, Outbox.automatic, Outbox.created_at > now - RATE_WINDOW
