@@ -23,6 +23,7 @@ import socket
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -68,7 +69,6 @@ class Daemon:
         self.handler = SpoolHandler(svc, self.spooled.set)
         self.sessions: set = set()
         self.worked = asyncio.Event()  # wakes the STATUS= updater
-        self.swap_lock = asyncio.Lock()  # a reload swaps between two messages, never during
         self.reloading: asyncio.Task | None = None
         self.metrics = Metrics(svc) if svc.config.metrics.enabled else None
         self.processed = 0
@@ -155,10 +155,12 @@ class Daemon:
         log.info("reloading rules, companies, staff and templates from %s", self.config_path)
         try:
             new = await asyncio.to_thread(self._validated)
-            async with self.swap_lock:
-                await asyncio.to_thread(self._sync, new)
-                svc = self.svc
-                svc.policy, svc.rules, svc.templates = new.policy, new.rules, new.templates
+            await asyncio.to_thread(self._sync, new)
+            # One assignment swaps the whole set: each message, outbox round and jobs
+            # round takes ``self.svc`` once when it starts and works on that set to its
+            # end, so none ever sees old rules mixed with new ones.
+            self.svc = replace(self.svc, policy=new.policy, rules=new.rules,
+                               templates=new.templates)
             log.info("reloaded: %d companies, %d staff, %d triage rules",
                      len(new.policy.companies), len(new.policy.staff), len(new.rules))
         except ConfigError as exc:
@@ -249,8 +251,7 @@ class Daemon:
                     if self.stopping.is_set():
                         return
                     started = time.monotonic()
-                    async with self.swap_lock:
-                        result = await asyncio.to_thread(pipeline.process, self.svc, spool_id)
+                    result = await asyncio.to_thread(pipeline.process, self.svc, spool_id)
                     if self.metrics is not None and result is not None:
                         self.metrics.observe(time.monotonic() - started)
                     self.processed += result is not None

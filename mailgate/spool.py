@@ -18,7 +18,7 @@ from email.policy import compat32
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from mailgate.db import session_scope
 from mailgate.message import MSGID_RE
@@ -70,6 +70,30 @@ def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
     with session_scope(engine) as session:
         query = select(Spool.id).where(Spool.state == PENDING).order_by(Spool.id).limit(limit)
         return list(session.exec(query).all())
+
+
+def claim(session: Session, spool_id: int) -> Spool | None:
+    """Lock the pending row ``spool_id`` for this transaction; None when it is not
+    pending or another instance holds it.
+
+    ``FOR UPDATE SKIP LOCKED`` lets several instances on one PostgreSQL pass over a row
+    that one of them is processing instead of queueing behind its lock.  SQLite has
+    one writer at a time and no such clause; there a read before the write would also
+    turn a concurrent intake commit into an immediate SQLITE_BUSY, so the claim is the
+    UPDATE alone.  The conditional UPDATE makes the claim exact on both.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        locked = session.exec(
+            select(Spool.id).where(Spool.id == spool_id, Spool.state == PENDING)
+            .with_for_update(skip_locked=True)
+        ).first()
+        if locked is None:
+            return None
+    claimed = session.execute(
+        update(Spool).where(Spool.id == spool_id, Spool.state == PENDING)
+        .values(state=PROCESSED, attempts=Spool.attempts + 1)
+    )
+    return session.get(Spool, spool_id) if claimed.rowcount == 1 else None
 
 
 def mark_failed(engine: Engine, spool_id: int, error: str) -> None:

@@ -6,10 +6,10 @@ import email
 import email.policy
 import json
 import os
+import re
 import signal
 import smtplib
 import socket
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from email.message import EmailMessage
 from email.utils import make_msgid
 from pathlib import Path
+
+from tests import dbs
 
 PROJECT = Path(__file__).resolve().parents[1]
 MAILGATE = [sys.executable, "-m", "mailgate"]
@@ -101,10 +103,23 @@ notify = "staff@example.com"
 
 @dataclass
 class Home:
-    """A mailgate installation in a temporary folder."""
+    """A mailgate installation in a temporary folder, on the database of this run
+    (SQLite in ``var/``, or a PostgreSQL database of its own: see tests/dbs.py)."""
 
     root: Path
     port: int
+    database: str | None = None  # a URL other than the default SQLite file
+
+    @property
+    def db_url(self) -> str:
+        """The database's URL, usable from any working directory."""
+        return self.database or f"sqlite:///{self.db_path}"
+
+    def use_database(self, url: str) -> None:
+        """Point the home at the database ``url`` (several instances on one database)."""
+        self.config.write_text(re.sub(r'(?m)^url = ".*"$', f'url = "{url}"',
+                                      self.config.read_text(), count=1))
+        self.database = url
 
     @property
     def config(self) -> Path:
@@ -126,17 +141,21 @@ class Home:
         """The parsed ``--json`` output of a CLI listing."""
         return json.loads(self.cli(*args, "--json").stdout)
 
-    def query(self, sql: str, *params):
-        """Rows of a read-only query on the SQLite database."""
-        with sqlite3.connect(self.db_path, timeout=10) as conn:
-            return conn.execute(sql, params).fetchall()
+    def query(self, sql: str, *params) -> list[tuple]:
+        """Rows of ``sql`` (``?`` placeholders), run on the home's database and
+        committed; the statement may also write."""
+        return dbs.run_sql(self.db_url, sql, params)
+
+    def database_unavailable(self):
+        """A context in which the database cannot be used (see dbs.unavailable)."""
+        return dbs.unavailable(self.db_url)
 
     def wait_settled(self, spooled: int, timeout: float = 20.0, outbox: bool = True) -> None:
         """Wait until ``spooled`` spool rows are processed and (with ``outbox``) every
         queued mail is sent."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if self.db_path.exists():
+            if self.database or self.db_path.exists():
                 done = self.query("SELECT count(*) FROM spool WHERE state != 'pending'")[0][0]
                 queued = self.query("SELECT count(*) FROM outbox WHERE state = 'queued'")[0][0]
                 if done >= spooled and not (outbox and queued):
@@ -165,6 +184,8 @@ def make_home(root: Path, port: int | None = None, extra: str = "",
     (root / "rules" / "staff.toml").write_text(STAFF)
     (root / "rules" / "sla.toml").write_text(SLA)
     home.config.write_text(config_text(home.port, extra, protocol))
+    if dbs.POSTGRESQL:
+        home.use_database(dbs.new_postgres_database())
     if upgrade:
         home.cli("db", "upgrade")
     return home

@@ -4,7 +4,6 @@ a restart, and ``serve`` runs them on its own."""
 from __future__ import annotations
 
 import smtplib
-import sqlite3
 import time
 from datetime import timedelta
 
@@ -108,8 +107,7 @@ def test_serve_runs_the_jobs_by_itself(tmp_path):
         with smtplib.SMTP("127.0.0.1", home.port, timeout=10) as client:
             client.send_message(mail("mario@acme.it", "Overdue"))
         home.wait_settled(1)
-        with sqlite3.connect(home.db_path) as conn:
-            conn.execute("UPDATE ticket SET response_due = '2020-01-01 00:00:00.000000'")
+        home.query("UPDATE ticket SET response_due = '2020-01-01 00:00:00.000000'")
         deadline = time.monotonic() + 15
         while not home.query("SELECT id FROM outbox WHERE template = 'sla_breach'"):
             assert time.monotonic() < deadline, "no sla_breach from serve"

@@ -38,7 +38,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from mailgate import spool
+from mailgate import leases, spool
 from mailgate.bootstrap import Services
 from mailgate.config import ImapConfig
 from mailgate.db import TRANSIENT_ERRORS, session_scope
@@ -57,6 +57,7 @@ TIMEOUT = SocketTimeout(connect=15, read=120)
 IDLE_RENEW = 9 * 60.0  # RFC 2177 §3: re-issue IDLE at least every 29 minutes
 DB_RETRY = 5.0  # seconds before retrying mail the database could not take
 BACKOFF_FIRST, BACKOFF_MAX, JITTER = 1.0, 60.0, 0.2
+LEASE_RETRY = 10.0  # how soon a waiting instance takes over an account whose poller died
 
 # A broken connection shows up as any of these: the socket's own errors (which
 # include ssl.SSLError and timeouts), or imaplib's error/abort that imapclient raises.
@@ -81,24 +82,60 @@ class ConnectionLost(ConnectionError):
     """The server said BYE or closed the connection while we were idling."""
 
 
+class Busy(RuntimeError):
+    """Another instance on the same database is polling the account right now."""
+
+
+def lease_name(account: ImapConfig) -> str:
+    """The lease (leases.py) that makes one instance at a time poll ``account``."""
+    return f"imap {account.key}"
+
+
 def poll_once(svc: Services, account: ImapConfig,
               on_spooled: Callable[[], None] = lambda: None) -> PollResult:
     """Connect, take the new mail of ``account.folder`` once, and log out.
 
-    Raises on connection, login and IMAP errors, and when the database cannot even
-    be read; mail the database refuses is left in place and counted in ``left``.
+    Raises Busy when another instance holds the account's lease, raises on
+    connection, login and IMAP errors, and when the database cannot even be read;
+    mail the database refuses is left in place and counted in ``left``.
     """
-    with connected(account) as client:
-        return poll(client, svc, account, on_spooled)
+    with leases.held(svc.engine, lease_name(account)) as mine:
+        if not mine:
+            raise Busy("another instance is polling this account now; nothing fetched")
+        with connected(account) as client:
+            return poll(client, svc, account, on_spooled)
 
 
 def watch(svc: Services, account: ImapConfig, stop: threading.Event,
           on_spooled: Callable[[], None]) -> None:
-    """Poll ``account`` until ``stop`` is set, waiting in IDLE where the server can.
+    """Poll ``account`` until ``stop`` is set, while this instance holds its lease.
 
-    Never raises: a broken connection, a refused login or an unreachable database is
-    logged on one line and retried after a jittered exponential backoff.
+    With several instances on one database, one polls the account and the others
+    try every LEASE_RETRY seconds to take over, which they do once it stops or dies.
     """
+    told = False
+    while not stop.is_set():
+        try:
+            with leases.held(svc.engine, lease_name(account)) as mine:
+                if mine:
+                    log.info("imap %s: this instance polls the account", account.key)
+                    _watch_held(svc, account, stop, on_spooled)
+                    return
+        except TRANSIENT_ERRORS as exc:
+            log.warning("imap %s: cannot take the account's lease: %s", account.key, exc)
+        else:
+            if not told:
+                log.info("imap %s: polled by another instance; waiting to take over",
+                         account.key)
+            told = True
+        stop.wait(LEASE_RETRY)
+
+
+def _watch_held(svc: Services, account: ImapConfig, stop: threading.Event,
+                on_spooled: Callable[[], None]) -> None:
+    """The watch itself.  Never raises: a broken connection, a refused login or an
+    unreachable database is logged on one line and retried after a jittered
+    exponential backoff."""
     retry = Backoff()
     while not stop.is_set():
         try:

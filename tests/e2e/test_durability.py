@@ -6,7 +6,6 @@ from __future__ import annotations
 import signal
 import smtplib
 import socket
-import sqlite3
 import threading
 import time
 
@@ -111,18 +110,13 @@ def test_locked_database_answers_451_and_the_retry_is_processed_once(home):
     msg = mail("mario@acme.it", "while the database is locked")
     data = msg.as_bytes().replace(b"\n", b"\r\n")
     with serving(home):
-        # Another process holds SQLite's write lock longer than the busy timeout.
-        locker = sqlite3.connect(home.db_path, isolation_level=None)
-        locker.execute("BEGIN EXCLUSIVE")
-        try:
-            with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
-                client.ehlo()
-                client.mail("mario@acme.it")
-                client.rcpt("hd@example.com")
-                code, reply = client.data(data)
-        finally:
-            locker.execute("ROLLBACK")
-            locker.close()
+        # e.g. another process holds SQLite's write lock longer than the busy timeout
+        with home.database_unavailable(), smtplib.SMTP("127.0.0.1", home.port,
+                                                       timeout=30) as client:
+            client.ehlo()
+            client.mail("mario@acme.it")
+            client.rcpt("hd@example.com")
+            code, reply = client.data(data)
         assert (code, reply[:5]) == (451, b"4.3.0"), reply
         # The sending MTA retries later, as 4xx tells it to.
         with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:

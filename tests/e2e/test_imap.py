@@ -10,7 +10,6 @@ IMAP user of its own, so no test sees another's mail.
 from __future__ import annotations
 
 import email.policy
-import sqlite3
 import ssl
 import threading
 import time
@@ -209,13 +208,10 @@ def test_a_locked_database_leaves_the_mail_in_place_until_it_is_free(tmp_path, i
 
     locked, release = threading.Event(), threading.Event()
 
-    def hold_lock():  # another process holds the write lock past the 5 s busy timeout
-        conn = sqlite3.connect(desk.home.db_path, isolation_level=None)
-        conn.execute("BEGIN EXCLUSIVE")
-        locked.set()
-        release.wait(30)
-        conn.execute("ROLLBACK")
-        conn.close()
+    def hold_lock():  # e.g. another process holds the write lock past the busy timeout
+        with desk.home.database_unavailable():
+            locked.set()
+            release.wait(30)
 
     holder = threading.Thread(target=hold_lock)
     holder.start()

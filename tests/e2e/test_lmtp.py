@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import smtplib
-import sqlite3
 
 import pytest
 
@@ -62,13 +61,8 @@ def test_too_big_is_refused_for_every_recipient(lmtp_home):
 
 def test_locked_database_is_451_for_every_recipient_then_accepted_once(lmtp_home):
     msg = mail("mario@acme.it", "LMTP while locked")
-    locker = sqlite3.connect(lmtp_home.db_path, isolation_level=None)
-    locker.execute("BEGIN EXCLUSIVE")
-    try:
+    with lmtp_home.database_unavailable():
         _rcpts, replies = lmtp_exchange(lmtp_home, msg, ["hd@example.com", "support@example.com"])
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     assert [(code, text[:5]) for code, text in replies.values()] == [(451, b"4.3.0")] * 2
     _rcpts, replies = lmtp_exchange(lmtp_home, msg, ["hd@example.com", "support@example.com"])
     assert [code for code, _ in replies.values()] == [250, 250]

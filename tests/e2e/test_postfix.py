@@ -21,7 +21,6 @@ import fcntl
 import json
 import os
 import shutil
-import sqlite3
 import stat
 import subprocess
 import sys
@@ -320,18 +319,13 @@ def test_lmtp_unknown_address_is_bounced_by_postfix(lmtp_chain, sink):
 def test_pipe_database_locked_is_deferred_then_delivered_once(pipe_chain):
     home, postfix = pipe_chain.home, pipe_chain.postfix
     msg = mail(CUSTOMER, "Mail server down (while the database is locked)")
-    locker = sqlite3.connect(home.db_path, isolation_level=None)
-    try:
-        locker.execute("BEGIN EXCLUSIVE")
+    with home.database_unavailable():
         queue_id = postfix.send(msg, CUSTOMER, ["hd@example.com"])
         # each try waits out deliver's 5 s busy timeout, then exits 75
         deferred = postfix.wait_log(rf"{queue_id}: to=<hd@example.com>.*status=deferred")
         assert "relay=gwpipe" in deferred[0] and "dsn=4.3.0" in deferred[0]
         assert "mailgate: cannot store the message now" in deferred[0]
         assert spool_rows(home, msg) == []
-    finally:
-        locker.execute("ROLLBACK")
-        locker.close()
     postfix.flush()
 
     [line] = postfix.wait_log(rf"{queue_id}: to=<hd@example.com>.*status=sent")

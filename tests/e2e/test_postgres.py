@@ -1,65 +1,46 @@
 """PostgreSQL: the schema migrates, and three ``mailgate serve`` instances sharing one
 database take a flood of mail spread over them without a duplicate or a gap.
 
-A throw-away cluster is started on loopback from ``tests/servers/postgres-up.sh``
-(``$MAILGATE_TEST_DATABASE_URL`` points at an existing one instead).
+The server is the one of tests/dbs.py: a throw-away cluster on loopback, or
+``$MAILGATE_TEST_DATABASE_URL``; these tests run on it whichever database the rest of
+the suite uses.
 """
 
 from __future__ import annotations
 
-import glob
-import os
 import shutil
-import subprocess
-import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 import sqlalchemy
 
-from tests.helpers import PROJECT, flood, free_port, make_home, serving
+from tests import dbs
+from tests.helpers import Home, flood, make_home, serving
 
 pytestmark = pytest.mark.e2e
 
-SERVERS = PROJECT / "tests" / "servers"
 FLOOD = 3000
 
 
 @pytest.fixture(scope="module")
 def pg_server():
     """The SQLAlchemy URL of a PostgreSQL server (without a database name)."""
-    url = os.environ.get("MAILGATE_TEST_DATABASE_URL")
-    if url:
-        yield url.rsplit("/", 1)[0]
-        return
-    if os.geteuid() != 0 or not glob.glob("/usr/lib/postgresql/*/bin/pg_ctl"):
-        pytest.skip("no MAILGATE_TEST_DATABASE_URL, and no local PostgreSQL to start as root")
-    folder = tempfile.mkdtemp(prefix="mg-pg.", dir="/tmp")
-    os.chmod(folder, 0o755)
-    url = subprocess.run([SERVERS / "postgres-up.sh", folder, str(free_port())], check=True,
-                         capture_output=True, text=True, timeout=120).stdout.strip()
-    yield url.rsplit("/", 1)[0]
-    subprocess.run([SERVERS / "postgres-down.sh", folder, "--purge"], check=True, timeout=60)
+    if why := dbs.postgres_unavailable():
+        pytest.skip(why)
+    return dbs.postgres_server()
 
 
 @pytest.fixture
 def pg_url(pg_server):
     """A fresh database on the server for one test."""
-    name = f"mg_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(f"{pg_server}/postgres", isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.exec_driver_sql(f"CREATE DATABASE {name}")
-    admin.dispose()
-    return f"{pg_server}/{name}"
+    return dbs.new_postgres_database()
 
 
-def instance(root: Path, url: str):
+def instance(root: Path, url: str) -> Home:
     """A mailgate home on the shared database, with its own port and Maildir."""
     home = make_home(root, upgrade=False)
-    home.config.write_text(home.config.read_text().replace(
-        'url = "sqlite:///var/mailgate.db"', f'url = "{url}"'))
+    home.use_database(url)
     return home
 
 
