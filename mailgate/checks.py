@@ -20,6 +20,8 @@ TEMPLATE_NAMES = (
     "status_open", "status_waiting", "status_resolved", "status_closed", "auto_closed",
     "reply", "command_error", "command_result", "hours_low", "ticket_list",
     "sla_warning", "sla_breach", "eta_delayed", "eta_reminder", "stats_report",
+    "approval_request", "approval_pending", "approval_granted", "approval_rejected",
+    "quote_request", "quote_notice", "project_notice", "complaint_copy",
 )
 
 

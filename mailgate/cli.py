@@ -346,6 +346,10 @@ def stats(obj: Context, company: str | None, since, as_json: bool) -> None:
     for row in data["companies"]:
         click.echo(f"{row['name']}: {row['time_logged_hours']:.2f} h logged, "
                    f"balance {row['balance_hours']}")
+    complaints = data["complaints"]
+    click.echo(f"complaints: {complaints['tickets']}  by status: {complaints['by_status']}  "
+               f"take-charge median {complaints['take_charge_hours']['median']}  "
+               f"SLA breaches: {complaints['sla_breaches']}")
 
 
 @main.command()

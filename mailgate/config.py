@@ -58,6 +58,11 @@ class SmtpConfig(Section):
     port: int = Field(2525, ge=0, le=65535)
     protocol: Literal["smtp", "lmtp"] = "smtp"
     max_message_size: int = Field(26214400, gt=0)
+    # Abuse limits of the listener: sessions open at once (one more is answered 421
+    # and closed), and seconds a session may take for one command, the whole DATA
+    # transfer included, before it is dropped (RFC 5321 §4.5.3.2 suggests 5 minutes).
+    max_connections: int = Field(100, gt=0)
+    timeout: float = Field(300, gt=0)
 
 
 class MailboxConfig(Section):
@@ -144,6 +149,12 @@ class TicketsConfig(Section):
     confirm_words: list[str] = []
     max_attachment_size: int = Field(10485760, ge=0)  # bytes; larger files are not kept
     auto_mail_per_ticket: int = Field(20, ge=1)  # automatic mails per ticket per day
+    complaints_address: str | None = None  # gets complaint_copy of every complaint
+
+    @field_validator("complaints_address")
+    @classmethod
+    def _complaints_address(cls, value: str | None) -> str | None:
+        return None if not value else _address(value)
 
     @field_validator("subject_tag")
     @classmethod

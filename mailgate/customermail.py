@@ -11,7 +11,7 @@ from datetime import timedelta
 
 from sqlmodel import select
 
-from mailgate import i18n, mailcommands, phases, quotes, stats, tickets
+from mailgate import approvals, i18n, mailcommands, phases, quotes, stats, tickets
 from mailgate.models import Company, Ticket
 from mailgate.notify import Notice
 from mailgate.run import Result, Run
@@ -27,6 +27,11 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None,
     run.add_article(ticket)
     tickets.record(run.session, ticket, "article", run.now, actor=sender.address,
                    detail=f"mail {run.mail.message_id} added ({why})", spool_id=run.row.id)
+    answer = _approval_answer(run)
+    if answer:
+        decided = approvals.decide(run, sender, ticket, company, *answer)
+        if decided is not None:
+            return decided
     outcome = "threaded"
     closing = _closing(run, sender, ticket, company)
     if closing and _may_close(run, sender, ticket, company):
@@ -64,6 +69,17 @@ def _closing(run: Run, sender: Sender, ticket: Ticket, company: Company | None) 
         return False
     lang = company.language if company else "en"
     return i18n.confirms(text, i18n.confirm_words(lang, run.svc.config.tickets.confirm_words))
+
+
+def _approval_answer(run: Run) -> tuple[str, str] | None:
+    """``("approve", "")`` or ``("reject", reason)`` for a mail whose command lines
+    answer ``approval_request``; the reason is the rest of the line, else the text."""
+    lines, text = mailcommands.split(quotes.new_part(run.mail.text))
+    for _, line in lines:
+        verb, _, args = line.partition(" ")
+        if verb.lower().lstrip("#") in approvals.VERBS:
+            return verb.lower().lstrip("#"), args.strip() or text.strip()
+    return None
 
 
 def _may_close(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> bool:

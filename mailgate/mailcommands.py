@@ -13,16 +13,17 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
 
-from mailgate import bizhours, phases, tickets
+from mailgate import approvals, bizhours, complaints, handover, phases, tickets
 from mailgate.durations import parse_duration
 from mailgate.models import Company, Ticket
 from mailgate.policy import Policy
 
-CATEGORIES = ("user", "system", "infrastructure")
+CATEGORIES = ("user", "system", "infrastructure", *approvals.CATEGORIES, complaints.CATEGORY)
 DEFAULT_PRIORITIES = ("P1plus", "P1", "P2", "P3", "P4", "P7")
 _COMMAND_LINE = re.compile(r"^#([a-z]+)\b\s*(.*)$", re.IGNORECASE)
 
@@ -64,9 +65,16 @@ class Run:
     internal: bool = False
     transitions: list[phases.Transition] = field(default_factory=list)
     hours_logged: float = 0.0
+    rules: list = field(default_factory=list)  # triage rules: the priority of complaints
+    sales_address: str | None = None  # where #quote hands the ticket
+    draft_approval: str | None = None
+    # Mails that applied commands call for, queued by the caller once all are applied:
+    # each is called with (pipeline run, ticket, company).
+    follow_ups: list[Callable] = field(default_factory=list)
 
     def __post_init__(self):
         self.draft_status = self.draft_status or self.ticket.status
+        self.draft_approval = self.draft_approval or self.ticket.approval
 
     def event(self, kind: str, detail: str) -> None:
         tickets.record(self.session, self.ticket, kind, self.now, actor=self.actor,
@@ -101,6 +109,9 @@ def plan(run: Run, lines: list[tuple[int, str]]) -> Plan:
     for number, line in lines:
         match = _COMMAND_LINE.match(line)
         spec = STAFF_COMMANDS.get(match.group(1).lower()) if match else None
+        if spec is None and match and match.group(1).lower() in approvals.VERBS:
+            errors.append(f"line {number}: {line}: {approvals.NOT_STAFF}")
+            continue
         if spec is None:
             errors.append(f"line {number}: unknown command {line.split()[0]!r}")
             continue
@@ -126,6 +137,9 @@ def _status(run: Run, args: str) -> Callable[[], str]:
         raise CommandError(str(exc)) from exc
     if to == "merged":
         raise CommandError("use #merge N to merge")
+    why_not = approvals.blocks(run.draft_approval, to)
+    if why_not:
+        raise CommandError(why_not)
     run.draft_status = to
 
     def apply() -> str:
@@ -142,28 +156,34 @@ def _status(run: Run, args: str) -> Callable[[], str]:
 
 
 def _resume_clock(run: Run) -> None:
-    """With ``pause_on = ["waiting"]`` the take-charge clock stood still while the
-    ticket waited: move the deadline on by the business time spent waiting."""
-    ticket = run.ticket
-    company = run.company.name if run.company else None
-    if ticket.response_due is None or ticket.first_response_at is not None:
-        return
-    if not bizhours.pauses_on_waiting(run.policy, company):
-        return
-    since = tickets.entered(run.session, ticket, "waiting")
-    if since is not None:
-        ticket.response_due = bizhours.paused_due(run.policy, company, ticket.response_due,
-                                                  since, run.now)
-        run.session.add(ticket)
+    phases.resume_clock(run.session, run.policy, run.ticket,
+                        run.company.name if run.company else None, run.now)
+
+
+def priorities(policy: Policy, company: Company | None) -> list[str]:
+    """The priorities of the company's plan, the most urgent first."""
+    return list(policy.plan(company.plan if company else None).priority) or list(
+        DEFAULT_PRIORITIES)
+
+
+def priority_key(policy: Policy, company: Company | None, text: str) -> str:
+    """The plan's key of priority ``text`` (a name or a label such as ``P1+``)."""
+    plan_rule = policy.plan(company.plan if company else None)
+    known = priorities(policy, company)
+    by_name = {p.lower(): p for p in known} | {plan_rule.label(p).lower(): p for p in known}
+    key = by_name.get(text.lower())
+    if key is None:
+        raise CommandError(f"needs one of {', '.join(plan_rule.label(p) for p in known)}")
+    return key
+
+
+def _plan(run: Run):
+    return run.policy.plan(run.company.plan if run.company else None)
 
 
 def _priority(run: Run, args: str) -> Callable[[], str]:
-    plan_rule = run.policy.plan(run.company.plan if run.company else None)
-    known = list(plan_rule.priority) or list(DEFAULT_PRIORITIES)
-    by_name = {p.lower(): p for p in known} | {plan_rule.label(p).lower(): p for p in known}
-    key = by_name.get(args.lower())
-    if key is None:
-        raise CommandError(f"needs one of {', '.join(plan_rule.label(p) for p in known)}")
+    plan_rule = _plan(run)
+    key = priority_key(run.policy, run.company, args)
     set_priority = _setter(run, "priority", key, plan_rule.label(key))
 
     def apply() -> str:
@@ -187,9 +207,56 @@ def _assign(run: Run, args: str) -> Callable[[], str]:
 
 
 def _category(run: Run, args: str) -> Callable[[], str]:
-    if args.lower() not in CATEGORIES:
+    category = args.lower()
+    if category not in CATEGORIES:
         raise CommandError(f"needs one of {', '.join(CATEGORIES)}")
-    return _setter(run, "category", args.lower(), args.lower())
+    steps = [_setter(run, "category", category, category)]
+    if approvals.needed(run.draft_approval, category):
+        steps.append(_approval(run))
+    elif category == complaints.CATEGORY and run.ticket.category != category:
+        steps += _complaint(run)
+    return lambda: "; ".join(step() for step in steps)
+
+
+def _approval(run: Run) -> Callable[[], str]:
+    """The ticket waits for the company managers' written approval (access, order)."""
+    why_not = approvals.cannot_wait(run.draft_status, run.company)
+    if why_not:
+        raise CommandError(why_not)
+    run.draft_status, run.draft_approval = "waiting", approvals.PENDING
+    return _flow(run, approvals.mark, approvals.ask,
+                 "waits for the approval of the company's managers")
+
+
+def _complaint(run: Run) -> list[Callable[[], str]]:
+    """Out of the normal queue, priority raised as triage.toml raises complaints'."""
+    steps = [_flow(run, complaints.mark, complaints.send_copy,
+                   f"handled as a complaint (queue {complaints.QUEUE})")]
+    key = complaints.priority(run.rules)
+    known = priorities(run.policy, run.company)
+    if key not in known:
+        return steps
+    set_priority = _priority(run, key)
+
+    def raise_priority() -> str:
+        # Compared when applied: a #priority before it in the same mail counts.
+        now = run.ticket.priority
+        if known.index(key) < (known.index(now) if now in known else len(known)):
+            return set_priority()
+        return f"priority stays {_plan(run).label(now)}"
+
+    return [raise_priority, *steps]
+
+
+def _flow(run: Run, mark: Callable, follow_up: Callable, done: str) -> Callable[[], str]:
+    """Apply: ``mark`` changes the ticket now, ``follow_up`` sends its mails once every
+    command is applied."""
+    def apply() -> str:
+        mark(run.session, run.ticket, run.now, actor=run.actor, spool_id=run.spool_id)
+        run.follow_ups.append(follow_up)
+        return done
+
+    return apply
 
 
 def _setter(run: Run, name: str, value, shown: str) -> Callable[[], str]:
@@ -255,12 +322,18 @@ def _other_ticket(run: Run, args: str) -> Ticket:
     return other
 
 
+def _company_ticket(run: Run, args: str) -> Ticket:
+    """Another live ticket of the same company (``#merge``, ``#project``)."""
+    other = _other_ticket(run, args)
+    if other.status == "merged":
+        raise CommandError(f"ticket {other.number} is merged into {other.merged_into} itself")
+    if other.company_id != run.ticket.company_id:
+        raise CommandError(f"ticket {other.number} belongs to another company")
+    return other
+
+
 def _merge(run: Run, args: str) -> Callable[[], str]:
-    target = _other_ticket(run, args)
-    if target.status == "merged":
-        raise CommandError(f"ticket {target.number} is merged into {target.merged_into} itself")
-    if target.company_id != run.ticket.company_id:
-        raise CommandError(f"ticket {target.number} belongs to another company")
+    target = _company_ticket(run, args)
     if "merged" not in phases.ALLOWED[run.draft_status]:
         raise CommandError(f"a {run.draft_status} ticket cannot be merged")
     run.draft_status = "merged"
@@ -282,6 +355,23 @@ def _link(run: Run, args: str) -> Callable[[], str]:
         return f"linked with {other.number}"
 
     return apply
+
+
+def _quote(run: Run, args: str) -> Callable[[], str]:
+    if args:
+        raise CommandError("takes no argument; the ticket's history goes to sales")
+    sales = run.sales_address
+    if not sales:
+        raise CommandError("no sales address: set sales_address in this [[mailbox]]")
+    return _flow(run, partial(handover.to_sales, sales=sales),
+                 partial(handover.tell_sales, sales=sales), f"handed to {sales}")
+
+
+def _project(run: Run, args: str) -> Callable[[], str]:
+    project = _company_ticket(run, args)
+    return _flow(run, partial(handover.to_project, project=project),
+                 partial(handover.tell_project, project=project),
+                 f"the work continues on {project.number}")
 
 
 def _cc(run: Run, args: str) -> Callable[[], str]:
@@ -307,11 +397,14 @@ STAFF_COMMANDS: dict[str, Spec] = {s.name: s for s in (
     Spec("status", "#status open|waiting|resolved|closed", "change the phase", _status),
     Spec("priority", "#priority P1", "change the priority", _priority),
     Spec("assign", "#assign alice@example.com | #assign me", "set the assignee", _assign),
-    Spec("category", "#category user|system|infrastructure", "set the category", _category),
+    Spec("category", f"#category {'|'.join(CATEGORIES)}",
+         "set the category; access and order wait for a manager's approval", _category),
     Spec("time", "#time 1h30m | 0.5h | 20m", "log work, rounded up to 0.25 h", _time),
     Spec("eta", "#eta 2026-11-25 14:00", "expected resolution, company time", _eta),
     Spec("note", "#note", "keep this mail internal: nothing goes to the customer", _note),
     Spec("merge", "#merge 15790", "merge this ticket into 15790", _merge),
     Spec("link", "#link 15790", "relate this ticket and 15790", _link),
     Spec("cc", "#cc add x@acme.it | #cc remove x@acme.it", "change the participants", _cc),
+    Spec("quote", "#quote", "hand the ticket to sales for a quote", _quote),
+    Spec("project", "#project 15790", "the work continues on project ticket 15790", _project),
 )}

@@ -45,6 +45,10 @@ def _json(**kw) -> Field:
     return Field(sa_column=Column(JSON, nullable=False), **kw)
 
 
+# Ticket origins whose request did not come in writing.
+SPOKEN_ORIGINS = ("phone",)
+
+
 class Company(SQLModel, table=True):
     """A contracted company; rows are synchronised from ``rules/companies.toml``."""
 
@@ -111,6 +115,18 @@ class Ticket(SQLModel, table=True):
     closed_at: datetime | None = _when(default=None)
     merged_into: int | None = None
     time_spent_hours: float = 0.0
+    # A request that needs a manager's written approval (access, order): None when
+    # none is needed, else pending, granted or rejected (mailgate/approvals.py).
+    approval: str | None = None
+    # Why a waiting ticket waits when mailgate knows it (phases.WAITING_REASONS).
+    waiting_reason: str | None = None
+    # The project ticket the work continues on (``#project N``).
+    project: int | None = None
+
+    @property
+    def in_writing(self) -> bool:
+        """False for a request that reached us by voice (logged for a phone call)."""
+        return self.origin not in SPOKEN_ORIGINS
 
 
 class TimeEntry(SQLModel, table=True):

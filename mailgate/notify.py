@@ -29,6 +29,10 @@ from mailgate.outbound.outbox import enqueue
 
 # References grow with every reply; keep the thread's root and the latest ones.
 MAX_REFERENCES = 20
+# Characters of a received text that a mail about it quotes.  A 50 MB text would make
+# every staff mail 50 MB twice over (text and HTML) and cost the daemon a gigabyte; the
+# whole text stays on the ticket, and the raw message in the spool.
+MAX_QUOTED_TEXT = 200_000
 
 
 @dataclass
@@ -56,7 +60,7 @@ class Notifier:
         ctx = {
             "received_subject": mail.subject,
             "sender": {"address": mail.from_addr, "name": mail.from_name},
-            "text": mail.text,
+            "text": quoted(mail.text),
             "company": company.name if company else None,
             "mailbox": self.mailbox.address,
             "ticket": None,
@@ -138,6 +142,14 @@ class Notifier:
                        automatic=notice.automatic, now=self.now)
 
 
+def quoted(text: str) -> str:
+    """``text`` as a mail quotes it: at most ``MAX_QUOTED_TEXT`` characters, and a line
+    that says how much was left out."""
+    if len(text) <= MAX_QUOTED_TEXT:
+        return text
+    return f"{text[:MAX_QUOTED_TEXT]}\n\n[... {len(text) - MAX_QUOTED_TEXT} more characters]\n"
+
+
 def _local(when: datetime | None, zone) -> datetime | None:
     return when.astimezone(zone) if when else None
 
@@ -148,12 +160,16 @@ def _ticket_key(ticket: Ticket | None) -> tuple:
 
 def _attach_original(msg: EmailMessage, raw: bytes) -> None:
     """Attach the received mail as message/rfc822 (RFC 2046 §5.2.1), as it arrived."""
-    original = email.message_from_bytes(raw, policy=email.policy.compat32)
-    msg.add_attachment(original)
+    attached = False
     try:
+        original = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg.add_attachment(original)
+        attached = True
         msg.as_bytes(policy=email.policy.SMTP)
-    except (TypeError, ValueError, LookupError, UnicodeError):
-        # A message the stdlib cannot re-serialise still goes along, as a file.
-        msg.get_payload().pop()
+    except (TypeError, ValueError, LookupError, UnicodeError, RecursionError):
+        # A message the stdlib cannot re-serialise (or even parse: MIME nested thousands
+        # of levels deep raises RecursionError) still goes along, as a file.
+        if attached:
+            msg.get_payload().pop()
         msg.add_attachment(raw, maintype="application", subtype="octet-stream",
                            filename="original.eml")

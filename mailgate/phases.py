@@ -13,8 +13,9 @@ from datetime import datetime
 from sqlalchemy import update
 from sqlmodel import Session
 
-from mailgate import tickets
+from mailgate import bizhours, tickets
 from mailgate.models import Article, Ticket
+from mailgate.policy import Policy
 
 STATUSES = ("new", "open", "waiting", "resolved", "closed", "merged")
 
@@ -31,6 +32,11 @@ ALLOWED: dict[str, frozenset[str]] = {
 
 # The phases whose entry is announced to the customer with ``status_<phase>``.
 ANNOUNCED = frozenset({"open", "waiting", "resolved", "closed"})
+
+# Why a ticket waits, where mailgate itself put it there: ``approval`` is a request
+# waiting for a company manager's ``#approve`` (mailgate/approvals.py).  A ticket
+# that staff put on hold with ``#status waiting`` has no reason recorded.
+WAITING_REASONS = ("approval",)
 
 
 class TransitionError(ValueError):
@@ -59,11 +65,16 @@ def check(current: str, to: str) -> None:
 
 
 def move(session: Session, ticket: Ticket, to: str, now: datetime, *, actor: str,
-         spool_id: int | None = None, why: str = "") -> Transition:
-    """Change the phase of ``ticket`` and record it; raises TransitionError."""
+         spool_id: int | None = None, why: str = "",
+         reason: str | None = None) -> Transition:
+    """Change the phase of ``ticket`` and record it; raises TransitionError.
+
+    ``reason`` is the waiting reason when ``to`` is waiting; any change of phase
+    clears the one before."""
     check(ticket.status, to)
     before = ticket.status
     ticket.status, ticket.updated_at = to, now
+    ticket.waiting_reason = reason if to == "waiting" else None
     if to == "resolved":
         ticket.resolved_at = now
     elif to == "closed":
@@ -88,3 +99,18 @@ def merge(session: Session, source: Ticket, target: Ticket, now: datetime, *, ac
     session.add(source)
     tickets.record(session, target, "merged", now, actor=actor,
            detail=f"ticket {source.number} merged into this one", spool_id=spool_id)
+
+
+def resume_clock(session: Session, policy: Policy, ticket: Ticket, company: str | None,
+                 now: datetime) -> None:
+    """With ``pause_on = ["waiting"]`` the take-charge clock stood still while the
+    ticket waited: move the deadline on by the business time spent waiting."""
+    if ticket.response_due is None or ticket.first_response_at is not None:
+        return
+    if not bizhours.pauses_on_waiting(policy, company):
+        return
+    since = tickets.entered(session, ticket, "waiting")
+    if since is not None:
+        ticket.response_due = bizhours.paused_due(policy, company, ticket.response_due,
+                                                  since, now)
+        session.add(ticket)

@@ -1,10 +1,10 @@
 """The pipeline: one spooled message, one transaction (SPEC §3).
 
 parse → classify → identify → thread → authorize → apply → notify.  The spool row is
-claimed by the first statement of the transaction (a conditional UPDATE from
-``pending``), so the ticket, its article, events, outbox rows and the row's final
-state commit together: a crash before the commit leaves the row pending and it is
-processed again from scratch; after, it is never processed again.
+claimed by the first statement of the transaction (``spool.claim``), so the ticket,
+its article, events, outbox rows and the row's final state commit together: a crash
+before the commit leaves the row pending and it is processed again from scratch;
+after, it is never processed again.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import logging
 import time
 import traceback
 
-from sqlalchemy import update
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
@@ -21,7 +20,9 @@ from mailgate import (
     bizhours,
     correlate,
     customermail,
+    flows,
     monitor,
+    phone,
     returned,
     senders,
     spool,
@@ -87,14 +88,9 @@ def process_pending(svc: Services) -> list[Result]:
 
 
 def _claimed_run(svc: Services, session: Session, spool_id: int) -> Result | None:
-    claim = session.execute(
-        update(Spool)
-        .where(Spool.id == spool_id, Spool.state == spool.PENDING)
-        .values(state=spool.PROCESSED, attempts=Spool.attempts + 1)
-    )
-    if claim.rowcount != 1:
+    row = spool.claim(session, spool_id)
+    if row is None:
         return None
-    row = session.get(Spool, spool_id)
     now = svc.clock()
     mailbox = _mailbox(svc, row)
     run = Run(svc, session, row, parse(row.raw), mailbox, now,
@@ -125,6 +121,8 @@ def steps(run: Run) -> Result:
     if not verdict.normal:
         return Result(spool.IGNORED, f"{verdict.kind}: {verdict.reason}")
     sender = senders.identify(run.session, run.svc.policy, run.mail.from_addr, run.mail.from_name)
+    if phone.asked(run.mail, sender):  # #for: staff log a ticket for a customer
+        return phone.open_for(run, sender, new_ticket)
     asked = customermail.manager_request(run, sender)
     if asked == "tickets":
         return customermail.send_list(run, sender)
@@ -181,6 +179,7 @@ def new_ticket(run: Run, sender: Sender, decided: Triage, notes: list[str]) -> R
     if decided.auto_reply:
         run.notifier.to_customer(Notice("auto_reply", mail.from_addr, lang, ctx, mail), ticket)
     _tell_staff(run, ticket, "staff_new_ticket", ctx)
+    flows.opened(run, ticket, sender.company, decided)  # approval, complaint
     return Result(spool.PROCESSED, "created", ticket.number, notes)
 
 

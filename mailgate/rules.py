@@ -1,5 +1,6 @@
 """Triage rules from ``rules/triage.toml`` (SPEC §7): who gets which priority, category,
-assignee, origin, queue and auto-reply, and which monitoring alerts are deduplicated.
+assignee, origin, queue and auto-reply, which requests need a manager's approval, and
+which monitoring alerts are deduplicated.
 
 A rule is ``name``, ``when`` (conditions), ``set`` (values) and optionally ``dedupe`` and
 ``resolve_on``::
@@ -74,7 +75,8 @@ from mailgate.correlate import strip_reply_prefixes
 from mailgate.message import ParsedMail
 
 WHEN_KEYS = ("from", "to", "company", "subject", "body", "header.<Name>")
-SET_KEYS = ("priority", "category", "assignee", "origin", "auto_reply", "queue")
+SET_KEYS = ("priority", "category", "assignee", "origin", "auto_reply", "queue",
+            "needs_approval")
 RULE_KEYS = ("name", "when", "set", "dedupe", "resolve_on")
 
 # A value of ``from``/``to`` made only of these characters is an address, not a regex.
@@ -212,11 +214,14 @@ class Actions(_Strict):
     """The ``set`` table of a rule: the values a matching rule gives the ticket."""
 
     priority: Text | None = None
-    category: Literal["user", "system", "infrastructure"] | None = None
+    category: Literal["user", "system", "infrastructure", "access", "order",
+                      "complaint"] | None = None
     assignee: Address | None = None
     origin: Literal["mail", "monitor", "phone", "web"] | None = None
     auto_reply: StrictBool | None = None
     queue: Text | None = None
+    # A manager's written approval is needed (implied by category access or order).
+    needs_approval: StrictBool | None = None
 
     def values(self) -> dict[str, Any]:
         """The keys this rule sets, with their values."""
@@ -328,6 +333,7 @@ class Triage:
     origin: str | None = None
     auto_reply: bool = True
     queue: str | None = None
+    needs_approval: bool = False
     dedupe: str | None = None
     resolve_on: re.Pattern | None = None
     hits: list[str] = field(default_factory=list)

@@ -30,7 +30,8 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
     lines, text = mailcommands.split(quotes.new_part(run.mail.text))
     commands = mailcommands.Run(
         run.session, run.svc.policy, ticket, company, sender.address, run.now, run.row.id,
-        run.svc.policy.timezone(company.name if company else None), cfg.sla.warn_at)
+        run.svc.policy.timezone(company.name if company else None), cfg.sla.warn_at,
+        rules=run.svc.rules, sales_address=run.mailbox.sales_address)
     plan = mailcommands.plan(commands, lines)
     if plan.errors:
         return _refuse(run, sender, ticket, company, article, plan.errors, "")
@@ -41,6 +42,8 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
     if replied and ticket.first_response_at is None:
         ticket.first_response_at = run.now
     _announce(run, commands, company, "" if commands.internal else text)
+    for follow_up in commands.follow_ups:
+        follow_up(run, ticket, company)
     if replied:
         _reply(run, sender, ticket, company, text)
     _hours_low(run, ticket, company, commands.hours_logged)

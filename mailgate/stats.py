@@ -3,7 +3,7 @@
 Tickets by status and priority; take-charge time (creation to the first staff
 response) and resolution time (creation to resolved), as median and 90th
 percentile in the company calendar's business hours; SLA breaches; time logged and
-prepaid balance per company.
+prepaid balance per company; and the same figures for complaints on their own.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from sqlalchemy import func
 from sqlmodel import Session, select
 
 from mailgate import bizhours, tickets
+from mailgate.complaints import CATEGORY as COMPLAINT
 from mailgate.models import Company, Ticket, TimeEntry
 from mailgate.policy import Policy
 
@@ -31,6 +32,19 @@ def compute(session: Session, policy: Policy, now: datetime, *, company: str | N
     if since is not None:
         query = query.where(Ticket.created_at >= since)
     rows = list(session.exec(query))
+    return {
+        "company": company, "since": since.isoformat() if since else None,
+        **_figures(policy, companies, rows, now),
+        "companies": _balances(session, companies, rows, company),
+        # Complaints are handled out of the normal queue, and judged on their own.
+        "complaints": _figures(policy, companies,
+                               [t for t in rows if t.category == COMPLAINT], now),
+    }
+
+
+def _figures(policy: Policy, companies: dict[int, Company], rows: list[Ticket],
+             now: datetime) -> dict:
+    """Counts, times and breaches of ``rows``."""
     take, resolve = [], []
     for ticket in rows:
         calendar = bizhours.calendar_for(policy, _name(companies, ticket))
@@ -39,13 +53,11 @@ def compute(session: Session, policy: Policy, now: datetime, *, company: str | N
         if ticket.resolved_at:
             resolve.append(_hours(calendar.between(ticket.created_at, ticket.resolved_at)))
     return {
-        "company": company, "since": since.isoformat() if since else None,
         "tickets": len(rows),
         "by_status": dict(sorted(Counter(t.status for t in rows).items())),
         "by_priority": dict(sorted(Counter(_label(policy, companies, t) for t in rows).items())),
         "take_charge_hours": _spread(take), "resolution_hours": _spread(resolve),
         "sla_breaches": sum(_breached(t, now) for t in rows),
-        "companies": _balances(session, companies, rows, company),
     }
 
 

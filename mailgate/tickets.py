@@ -180,6 +180,12 @@ def linked_numbers(session: Session, ticket: Ticket) -> list[int]:
     return sorted(session.exec(select(Ticket.number).where(Ticket.id.in_(ids))))
 
 
+def first_text(session: Session, ticket: Ticket) -> str:
+    """What the ticket's first article says: the request, as it reached us."""
+    query = select(Article.text).where(Article.ticket_id == ticket.id).order_by(Article.id)
+    return session.exec(query).first() or ""
+
+
 def is_participant(session: Session, ticket_id: int, address: str) -> bool:
     """True when ``address`` takes part in the ticket."""
     query = select(Participant.id).where(

@@ -28,6 +28,7 @@ def ticket_summary(session: Session, ticket: Ticket, companies: dict[int, str]) 
         "priority": ticket.priority,
         "category": ticket.category,
         "origin": ticket.origin,
+        "queue": ticket.queue,
         "company": companies.get(ticket.company_id),
         "requester": ticket.requester,
         "assignee": ticket.assignee,
@@ -72,6 +73,10 @@ def show_ticket(session: Session, number: int) -> dict | None:
         eta=_iso(ticket.eta),
         merged_into=ticket.merged_into,
         links=tickets.linked_numbers(session, ticket),
+        project=ticket.project,
+        approval=ticket.approval,
+        waiting_reason=ticket.waiting_reason,
+        in_writing=ticket.in_writing,
         articles=[_article(session, a) for a in articles],
         events=[{"kind": e.kind, "at": _iso(e.at), "actor": e.actor, "detail": e.detail}
                 for e in events],

@@ -17,6 +17,7 @@ TICKET = {
     "response_due": datetime(2025, 3, 4, 13, 0, tzinfo=UTC), "assignee": "alice@example.com",
     "eta": datetime(2025, 3, 5, 14, 0, tzinfo=UTC), "time_spent_hours": 1.25,
 }
+REQUEST = "Per favore abilitate Anna all'accesso alla cartella Contabilità."
 LISTED = {"number": 10042, "subject": SUBJECT, "status": "open", "priority": "P3",
           "requester": "mario.rossi@acme.it", "created_at": datetime(2025, 3, 4, tzinfo=UTC),
           "assignee": None}
@@ -37,7 +38,24 @@ EXTRA = {
         "take_charge_hours": {"count": 2, "median": 1.5, "p90": 3.0},
         "resolution_hours": {"count": 0, "median": None, "p90": None}, "sla_breaches": 1,
         "companies": [{"name": "Acme Srl", "time_logged_hours": 2.5, "prepaid_hours": 20.0,
-                       "balance_hours": 17.5}]}},
+                       "balance_hours": 17.5}],
+        "complaints": {"tickets": 1, "sla_breaches": 0}}},
+    "approval_request": {"managers": ["it-manager@acme.it"], "category": "access",
+                         "in_writing": False, "request_text": REQUEST},
+    "approval_pending": {"managers": ["it-manager@acme.it"], "category": "access",
+                         "in_writing": True, "request_text": REQUEST},
+    "approval_granted": {"decided_by": "it-manager@acme.it", "reason": "", "category": "access"},
+    "approval_rejected": {"decided_by": "it-manager@acme.it", "category": "access",
+                          "reason": "Non previsto nel budget di quest'anno."},
+    "quote_request": {"sales_address": "sales@example.com", "history": [
+        {"at": datetime(2025, 3, 4, 9, 30, tzinfo=UTC), "from": "mario.rossi@acme.it",
+         "subject": SUBJECT, "direction": "in", "internal": False, "text": REQUEST},
+        {"at": datetime(2025, 3, 4, 10, 0, tzinfo=UTC), "from": "alice@example.com",
+         "subject": SUBJECT, "direction": "in", "internal": True, "text": "#quote"}]},
+    "quote_notice": {},
+    "project_notice": {"project": {"number": 10050, "subject": "Rinnovo stampanti",
+                                   "tag": "[#10050]"}},
+    "complaint_copy": {"request_text": "Reclamo: è la terza volta che la stampante si guasta."},
 }
 
 
