@@ -16,8 +16,9 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from sqlalchemy import update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from mailgate.db import session_scope
@@ -35,34 +36,71 @@ class Intake:
     duplicate: bool
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """A message as a door hands it over: the raw bytes and their envelope.
+
+    ``mail_from`` is ``""`` for the null reverse-path and None when there is no
+    envelope at all (an import).
+    """
+
+    raw: bytes
+    door: str
+    mail_from: str | None
+    rcpt_tos: list[str]
+    now: datetime
+
+
 def dedupe_key(raw: bytes) -> tuple[str, str | None]:
-    """``(key, message_id)`` for ``raw``: the Message-ID when present, else a digest."""
-    headers = BytesHeaderParser(policy=compat32).parsebytes(raw)
+    """``(key, message_id)`` for ``raw``: the Message-ID when present, else a digest.
+
+    Only the header section is parsed (RFC 5322 §2.1: it ends at the first empty
+    line), so a message with a large attachment costs no more than a small one.
+    """
+    end = _header_end(raw)
+    headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:end])
     found = MSGID_RE.findall(str(headers.get("Message-ID", "")))
     if found:
         return f"mid:{found[0]}", found[0]
     return f"sha256:{hashlib.sha256(raw).hexdigest()}", None
 
 
+def _header_end(raw: bytes) -> int:
+    ends = [i for i in (raw.find(b"\r\n\r\n"), raw.find(b"\n\n")) if i >= 0]
+    return min(ends) + 2 if ends else len(raw)
+
+
 def intake(engine: Engine, raw: bytes, *, door: str, mail_from: str | None, rcpt_tos: list[str],
            now: datetime) -> Intake:
-    """Commit ``raw`` with its envelope; raises only when the database fails.
+    """Commit one message with its envelope; raises only when the database fails."""
+    return intake_many(engine, [Incoming(raw, door, mail_from, rcpt_tos, now)])[0]
 
-    ``mail_from`` is ``""`` for the null reverse-path and None when there is no
-    envelope at all.
+
+def intake_many(engine: Engine, items: list[Incoming]) -> list[Intake]:
+    """Commit ``items`` in one transaction, so that one disk flush makes all of them
+    durable (group commit); raises only when the database fails, and then none of
+    them is stored.  A message whose dedupe key is there already, or earlier in the
+    same batch, is not stored again and comes back with ``duplicate`` set.
     """
-    key, message_id = dedupe_key(raw)
-    row = Spool(dedupe_key=key, message_id=message_id, door=door, mail_from=mail_from,
-                rcpt_tos=rcpt_tos, raw=raw, size=len(raw), received_at=now)
-    try:
-        with session_scope(engine) as session:
-            session.add(row)
-            session.flush()
-            return Intake(row.id, False)
-    except IntegrityError:
-        with session_scope(engine) as session:
-            existing = session.exec(select(Spool.id).where(Spool.dedupe_key == key)).one()
-        return Intake(existing, True)
+    table = Spool.__table__
+    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    stored = []
+    with engine.begin() as conn:
+        for item in items:
+            key, message_id = dedupe_key(item.raw)
+            new_id = conn.execute(
+                insert(table).values(
+                    dedupe_key=key, message_id=message_id, door=item.door,
+                    mail_from=item.mail_from, rcpt_tos=item.rcpt_tos, raw=item.raw,
+                    size=len(item.raw), received_at=item.now,
+                ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+            ).scalar()
+            if new_id is None:
+                existing = conn.execute(select(table.c.id).where(table.c.dedupe_key == key))
+                stored.append(Intake(existing.scalar_one(), True))
+            else:
+                stored.append(Intake(new_id, False))
+    return stored
 
 
 def pending_ids(engine: Engine, limit: int = 100) -> list[int]:

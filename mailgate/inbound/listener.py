@@ -17,8 +17,9 @@ from collections.abc import Callable
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
-from mailgate import spool
 from mailgate.bootstrap import Services
+from mailgate.inbound.groupcommit import GroupCommit
+from mailgate.spool import Incoming
 
 log = logging.getLogger("mailgate.smtp")
 
@@ -28,6 +29,7 @@ REPLY_DUPLICATE = "250 2.0.0 Ok: already received as {id}"
 REPLY_NO_MAILBOX = "550 5.1.1 <{address}>: no such mailbox here"
 REPLY_TOO_BIG = "552 5.3.4 Message too big: the limit here is {limit} bytes"
 REPLY_TEMPFAIL = "451 4.3.0 Cannot store the message now ({reason}); try again later"
+REPLY_BUSY = "421 4.7.0 Too many connections, try again later"
 
 # aiosmtpd's own size refusals carry no enhanced status code; ours do.
 _AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size exceeds")
@@ -36,6 +38,16 @@ _AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size e
 class _DoorProtocol:
     """What our SMTP and LMTP servers add to aiosmtpd's: our wording of its built-in
     size refusals, and a count of the messages being received so a drain can wait."""
+
+    # The listener's live sessions (see ``smtp_factory``): a session leaves it when
+    # its connection is lost, which frees its place under ``max_connections``.
+    live: set | None = None
+
+    def connection_lost(self, error: Exception | None) -> None:
+        """Forget the session, then let aiosmtpd clean up."""
+        if self.live is not None:
+            self.live.discard(self)
+        super().connection_lost(error)
 
     async def smtp_DATA(self, arg: str) -> None:
         """Receive a message; counted from the DATA command to the final reply."""
@@ -87,6 +99,7 @@ class SpoolHandler:
         self.on_spooled = on_spooled
         self.door = svc.config.smtp.protocol
         self.in_flight = 0  # sessions between DATA and its reply (see MailgateSMTP)
+        self.committer = GroupCommit(svc.engine)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         """Accept only addresses that a ``[[mailbox]]`` owns."""
@@ -96,13 +109,13 @@ class SpoolHandler:
         return REPLY_RCPT_OK
 
     async def handle_DATA(self, server, session, envelope):
-        """Commit the raw message to the spool, then answer 250 (or 451)."""
+        """Commit the raw message to the spool, then answer 250 (or 451); sessions
+        that reach this point together share one commit (groupcommit.py)."""
+        incoming = Incoming(envelope.original_content, self.door,
+                            reverse_path(envelope.mail_from),
+                            [r.lower() for r in envelope.rcpt_tos], self.svc.clock())
         try:
-            stored = await asyncio.to_thread(
-                spool.intake, self.svc.engine, envelope.original_content,
-                door=self.door, mail_from=reverse_path(envelope.mail_from),
-                rcpt_tos=[r.lower() for r in envelope.rcpt_tos], now=self.svc.clock(),
-            )
+            stored = await self.committer.submit(incoming)
         except Exception as exc:  # noqa: BLE001 - any storage failure is a tempfail
             log.error("cannot spool message from %s: %s", envelope.mail_from, exc)
             reply = REPLY_TEMPFAIL.format(reason=type(exc).__name__)
@@ -120,17 +133,42 @@ def reverse_path(mail_from: str | None) -> str:
     return (mail_from or "").strip().strip("<>")
 
 
+class _Busy(asyncio.Protocol):
+    """A connection over ``[smtp] max_connections``: told ``421`` at once (RFC 5321
+    §3.8: the server may close after a 421 greeting) and closed, so a flood of idle
+    connections costs a socket for a moment, not a session each."""
+
+    transport: asyncio.BaseTransport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        """Refuse and hang up."""
+        self.transport = transport
+        transport.write(f"{REPLY_BUSY}\r\n".encode())
+        transport.close()
+
+
 def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callable[[], SMTP]:
     """A protocol factory for ``loop.create_server``.
 
     ``hostname`` is passed in because aiosmtpd's default, ``socket.getfqdn()``, may
-    wait on DNS for every connection.
+    wait on DNS for every connection.  At most ``[smtp] max_connections`` sessions
+    run at once (one more gets ``_Busy``), and aiosmtpd closes a session that takes
+    longer than ``[smtp] timeout`` for one command, DATA included.
     """
-    limit = svc.config.smtp.max_message_size
-    protocol = MailgateLMTP if svc.config.smtp.protocol == "lmtp" else MailgateSMTP
+    cfg = svc.config.smtp
+    protocol = MailgateLMTP if cfg.protocol == "lmtp" else MailgateSMTP
+    live: set = set()
 
-    def factory() -> SMTP:
-        return protocol(handler, hostname=hostname, data_size_limit=limit,
-                        enable_SMTPUTF8=True, decode_data=False, ident="mailgate")
+    def factory() -> SMTP | _Busy:
+        if len(live) >= cfg.max_connections:
+            log.warning("refusing a connection: %d sessions already (max_connections)",
+                        len(live))
+            return _Busy()
+        session = protocol(handler, hostname=hostname, data_size_limit=cfg.max_message_size,
+                           enable_SMTPUTF8=True, decode_data=False, ident="mailgate",
+                           timeout=cfg.timeout)
+        session.live = live
+        live.add(session)
+        return session
 
     return factory
