@@ -183,6 +183,11 @@ class JobsConfig(Section):
     _interval = field_validator("interval")(lambda cls, v: _duration(v))
 
 
+class ProcessingConfig(Section):
+    # Pipeline worker processes of ``serve``; 0 processes in the main process.
+    workers: int = Field(0, ge=0, le=64)
+
+
 class MetricsConfig(Section):
     enabled: bool = False
     host: str = "127.0.0.1"
@@ -217,6 +222,7 @@ class Config(Section):
     staff: StaffConfig = StaffConfig()
     sla: SlaConfig = SlaConfig()
     jobs: JobsConfig = JobsConfig()
+    processing: ProcessingConfig = ProcessingConfig()
     metrics: MetricsConfig = MetricsConfig()
     logging: LoggingConfig = LoggingConfig()
     source: Path = Path("config.toml")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import queue
 import signal
 import socket
 import threading
@@ -32,7 +33,7 @@ from sqlalchemy import func
 from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
-from mailgate import bootstrap, config, jobs, pipeline, sdnotify, spool
+from mailgate import bootstrap, config, jobs, pipeline, sdnotify, spool, workers
 from mailgate.bootstrap import Services
 from mailgate.checks import check_all
 from mailgate.config import ConfigError
@@ -66,7 +67,8 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.spooled = asyncio.Event()
         self.queued = asyncio.Event()
-        self.handler = SpoolHandler(svc, self.spooled.set)
+        self.handler = SpoolHandler(svc, self._spooled)
+        self.pool: workers.Pool | None = None  # pipeline worker processes, if any
         self.sessions: set = set()
         self.worked = asyncio.Event()  # wakes the STATUS= updater
         self.reloading: asyncio.Task | None = None
@@ -82,11 +84,11 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         server = await self._listen() if self.listen else None
         http = await self._serve_metrics() if self.metrics is not None else None
-        workers = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
+        tasks = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
         scheduler = None
         if self.process:
-            workers += [asyncio.create_task(self._pipeline_worker()),
-                        asyncio.create_task(self._outbox_worker())]
+            tasks += [asyncio.create_task(self._processing()),
+                      asyncio.create_task(self._outbox_worker())]
             scheduler = self._schedule()
         log.info("ready%s", "" if self.process else " (intake only: nothing is processed)")
         sdnotify.notify("READY=1", f"STATUS={await self._status()}")
@@ -102,7 +104,9 @@ class Daemon:
             await self._drain(server)
         self.spooled.set()
         self.queued.set()
-        await asyncio.gather(*workers)
+        await asyncio.gather(*tasks)
+        if self.pool is not None:
+            await asyncio.to_thread(self.pool.stop, DRAIN_TIMEOUT)
         for helper in helpers:
             helper.cancel()
         log.info("stopped")
@@ -161,6 +165,8 @@ class Daemon:
             # end, so none ever sees old rules mixed with new ones.
             self.svc = replace(self.svc, policy=new.policy, rules=new.rules,
                                templates=new.templates)
+            if self.pool is not None:
+                self.pool.reload()  # validated above: the workers just re-read it
             log.info("reloaded: %d companies, %d staff, %d triage rules",
                      len(new.policy.companies), len(new.policy.staff), len(new.rules))
         except ConfigError as exc:
@@ -238,10 +244,51 @@ class Daemon:
         loop = asyncio.get_running_loop()
 
         def wake() -> None:
-            loop.call_soon_threadsafe(self.spooled.set)
+            loop.call_soon_threadsafe(self._spooled)
 
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="imap") as pool:
             await loop.run_in_executor(pool, imap.watch, self.svc, account, self.imap_stop, wake)
+
+    def _spooled(self) -> None:
+        """A door committed a message: wake whoever processes."""
+        self.spooled.set()
+        if self.pool is not None:
+            self.pool.wake()
+
+    async def _processing(self) -> None:
+        """Process in this process, or start the ``[processing] workers`` and follow
+        what they report."""
+        count = self.svc.config.processing.workers
+        if not count or self.config_path is None:
+            await self._pipeline_worker()
+            return
+        cfg = self.svc.config.logging
+        self.pool = workers.Pool(count, self.config_path, (cfg.format, cfg.level))
+        await asyncio.to_thread(self.pool.start)
+        log.info("processing in %d worker processes", count)
+        self.pool.wake()  # whatever was pending before the start
+        while not self.stopping.is_set():
+            reported = await asyncio.to_thread(self._reports)
+            for seconds, _outcome in reported:
+                if self.metrics is not None:
+                    self.metrics.observe(seconds)
+            self.processed += len(reported)
+            await asyncio.to_thread(self.pool.revive)
+            if reported:
+                self.queued.set()
+                self.worked.set()
+
+    def _reports(self) -> list[tuple[float, str]]:
+        """What the workers processed since the last look (waits up to a second)."""
+        try:
+            reported = [self.pool.done.get(timeout=1.0)]
+        except queue.Empty:
+            return []
+        while True:
+            try:
+                reported.append(self.pool.done.get_nowait())
+            except queue.Empty:
+                return reported
 
     async def _pipeline_worker(self) -> None:
         while not self.stopping.is_set():

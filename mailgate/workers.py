@@ -1,0 +1,168 @@
+"""Pipeline worker processes: processing on the cores that intake leaves free.
+
+Python runs one thread of Python code at a time per process, so a daemon whose
+listener, group commit and pipeline share a process uses one core however many the
+machine has.  With ``[processing] workers = N`` (N > 0) ``serve`` starts N processes
+that only claim pending spool rows and run the pipeline on them; the main process
+keeps the doors, the outbox and the scheduled jobs.  The claim in the pipeline's
+transaction (spool.claim) is what keeps two workers off one message.
+
+Each worker reports every message it processed on a queue (for the metrics and the
+outbox wake-up), re-reads rules and templates when the main process has validated a
+reload and counts up the shared ``generation`` (a counter, not a signal: a worker
+still starting up would die of a SIGHUP), finishes its message and leaves on SIGTERM
+or when the main process is gone, so a killed daemon leaves no orphan working on.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+import signal
+import time
+from contextlib import suppress
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
+
+IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
+DB_BACKOFF = 5.0
+
+log = logging.getLogger("mailgate.workers")
+
+
+@dataclass
+class Signals:
+    """What a worker's SIGTERM handler sets, read between two messages."""
+
+    stop: bool = False
+    parent: int = field(default_factory=os.getppid)
+
+    def leaving(self) -> bool:
+        """True once SIGTERM came or the main process is gone."""
+        return self.stop or os.getppid() != self.parent
+
+
+def run(config_path: Path, wake: Connection, done: Queue, generation: Synchronized,
+        log_setup: tuple[str, str]) -> None:
+    """A worker's main loop (the target of its process)."""
+    from mailgate import bootstrap, config, logs, pipeline, spool
+
+    logs.setup(*log_setup)
+    done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
+    state = Signals()
+    signal.signal(signal.SIGTERM, lambda *_: setattr(state, "stop", True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    seen = generation.value
+    svc = bootstrap.build(config.load(config_path))
+    while not state.leaving():
+        if generation.value != seen:
+            seen = generation.value
+            svc = _reloaded(svc, config_path)
+        try:
+            ids = spool.pending_ids(svc.engine)
+            for spool_id in ids:
+                if state.leaving():
+                    return
+                started = time.monotonic()
+                result = pipeline.process(svc, spool_id)
+                if result is not None:
+                    done.put((time.monotonic() - started, result.outcome))
+        except OperationalError as exc:
+            log.error("database unavailable, worker waits %ss: %s", DB_BACKOFF, exc)
+            time.sleep(DB_BACKOFF)
+            continue
+        if not ids and not _woken(wake, IDLE_WAIT):
+            return
+
+
+def _woken(wake: Connection, timeout: float) -> bool:
+    """Wait up to ``timeout`` for a wake-up and swallow all that came; False when the
+    main process is gone (its end of the pipe closed: EOF)."""
+    try:
+        while wake.poll(timeout):
+            wake.recv_bytes()
+            timeout = 0
+    except (EOFError, OSError):
+        return False
+    return True
+
+
+def _reloaded(svc, config_path: Path):
+    """The services with new rules and templates, or the old ones if those fail."""
+    from dataclasses import replace
+
+    from mailgate import bootstrap, config
+
+    try:
+        new = bootstrap.build(config.load(config_path), engine=svc.engine)
+    except Exception:  # noqa: BLE001 - the main process validated it; keep working anyway
+        log.exception("worker %s: reload failed, the old rules stay", os.getpid())
+        return svc
+    return replace(svc, policy=new.policy, rules=new.rules, templates=new.templates)
+
+
+class Pool:
+    """The worker processes of one ``serve``."""
+
+    def __init__(self, count: int, config_path: Path, log_setup: tuple[str, str]):
+        # spawn, not fork: the main process has threads (asyncio's executor, IMAP
+        # watchers) and a forked child would inherit their locks in any state.
+        context = multiprocessing.get_context("spawn")
+        self.context = context
+        self.done: Queue = context.Queue()
+        self.generation = context.Value("i", 0)
+        self.args = (config_path, self.done, self.generation, log_setup)
+        self.wakers: list[Connection] = [None] * count
+        self.processes = [self._process(n) for n in range(count)]
+
+    def _process(self, n: int):
+        """Worker ``n`` with a pipe of its own for wake-ups; a pipe, not a shared Event,
+        because a process killed inside Event.set() leaves its lock held for good."""
+        reader, self.wakers[n] = self.context.Pipe(duplex=False)
+        os.set_blocking(self.wakers[n].fileno(), False)
+        config_path, *rest = self.args
+        return self.context.Process(target=run, name=f"mailgate-worker-{n}", daemon=True,
+                                    args=(config_path, reader, *rest))
+
+    def wake(self) -> None:
+        """Tell every worker that there is mail (never blocks: a full pipe has news)."""
+        for waker in self.wakers:
+            with suppress(BlockingIOError, BrokenPipeError):
+                waker.send_bytes(b"!")
+
+    def start(self) -> None:
+        """Start the workers."""
+        for process in self.processes:
+            process.start()
+
+    def reload(self) -> None:
+        """Have every worker re-read rules and templates before its next message."""
+        with self.generation.get_lock():
+            self.generation.value += 1
+
+    def revive(self) -> None:
+        """Replace a worker that died (it should not; it is logged as an error)."""
+        for n, process in enumerate(self.processes):
+            if process.exitcode is not None:
+                log.error("worker %s ended with %s; starting another", n, process.exitcode)
+                self.processes[n] = self._process(n)
+                self.processes[n].start()
+
+    def stop(self, timeout: float) -> None:
+        """SIGTERM; each finishes its message; a worker stuck past ``timeout`` is killed
+        (its message stays pending and is processed again at the next start)."""
+        for process in self.processes:
+            if process.is_alive():
+                os.kill(process.pid, signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        for process in self.processes:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()

@@ -1,0 +1,91 @@
+"""``[processing] workers``: ``serve`` processes in worker processes.
+
+A flood is processed once each; a reload reaches the workers; a killed daemon leaves
+no worker running on; a TERM stops them with the daemon.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import time
+
+import pytest
+
+from tests.helpers import flood, mail, make_home, serving, start_serve
+
+pytestmark = pytest.mark.e2e
+
+WORKERS = "\n[processing]\nworkers = 2\n"
+
+
+def children(pid: int) -> list[int]:
+    """The live child processes of ``pid`` (from /proc)."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                stat = open(f"/proc/{entry}/stat").read()  # noqa: SIM115
+            except OSError:
+                continue
+            fields = stat.rsplit(")", 1)[1].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.append(int(entry))
+    return found
+
+
+def alive(pid: int) -> bool:
+    try:
+        state = open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0]  # noqa: SIM115
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_a_flood_is_processed_once_by_the_workers(tmp_path):
+    home = make_home(tmp_path, extra=WORKERS)
+    with serving(home) as proc:
+        acked = flood([home], 300)
+        home.wait_settled(300, timeout=120)
+        assert len(children(proc.pid)) >= 2  # the two workers (and the resource tracker)
+    rows = home.query("SELECT message_id, state, attempts FROM spool")
+    assert {r[0] for r in rows} == acked and len(rows) == 300
+    assert {(r[1], r[2]) for r in rows} == {("processed", 1)}
+    numbers = sorted(n for (n,) in home.query("SELECT number FROM ticket"))
+    assert numbers == list(range(10000, 10300))
+    assert "processing in 2 worker processes" in (home.root / "serve.log").read_text()
+
+
+def test_a_reload_reaches_the_workers(tmp_path):
+    home = make_home(tmp_path, extra=WORKERS)
+    with serving(home) as proc:
+        with open(home.root / "rules" / "companies.toml", "a") as rules:
+            rules.write('\n[[company]]\nname = "Delta GmbH"\ndomains = ["delta.de"]\n'
+                        'language = "en"\nplan = "standard"\n')
+        proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 20
+        while "reloaded:" not in (home.root / "serve.log").read_text():
+            assert time.monotonic() < deadline, "no reload"
+            time.sleep(0.1)
+        time.sleep(1.0)  # the workers re-read between two messages
+        with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+            client.send_message(mail("hans@delta.de", "Drucker kaputt"))
+        home.wait_settled(1, timeout=30)
+    [ticket] = home.json("tickets", "list")
+    assert ticket["company"] == "Delta GmbH"
+
+
+def test_a_killed_daemon_leaves_no_worker_behind(tmp_path):
+    home = make_home(tmp_path, extra=WORKERS)
+    proc = start_serve(home)
+    deadline = time.monotonic() + 20
+    while len(found := children(proc.pid)) < 2:
+        assert time.monotonic() < deadline, "no workers started"
+        time.sleep(0.1)
+    proc.kill()
+    proc.wait()
+    deadline = time.monotonic() + 10
+    while any(alive(pid) for pid in found):
+        assert time.monotonic() < deadline, "a worker outlived its daemon"
+        time.sleep(0.1)
