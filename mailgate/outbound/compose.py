@@ -13,11 +13,13 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
-from email.utils import format_datetime
+from email.utils import format_datetime, formataddr, getaddresses
 from html import escape
 from pathlib import Path
 
 import jinja2
+
+from mailgate.outbound.mailpolicy import POLICY
 
 FALLBACK_LANGUAGE = "en"
 
@@ -82,6 +84,18 @@ def one_line(value: str) -> str:
     return text.replace("=?", "=\u200b?")
 
 
+def one_recipient(value: str) -> str:
+    """The one mailbox of a To header: the first address of ``value``.
+
+    A mail goes to one recipient (the outbox row's), so a list that reached us as one
+    address (a participant stored as ``a@x.it,b@evil.test``) must not put a second,
+    unseen recipient in the header, where a reply-all would find it.
+    """
+    value = one_line(value)
+    found = [(name, addr) for name, addr in getaddresses([value]) if "@" in addr]
+    return formataddr(found[0]) if found else value
+
+
 @dataclass
 class Envelope:
     """Who a mail is from and to, and how it threads (RFC 5322 §3.6.4)."""
@@ -98,9 +112,9 @@ class Envelope:
 
 def build(envelope: Envelope, rendered: Rendered, now: datetime) -> EmailMessage:
     """The outbound message: headers from ``envelope``, body from ``rendered``."""
-    msg = EmailMessage()
+    msg = EmailMessage(policy=POLICY)
     msg["From"] = envelope.from_
-    msg["To"] = one_line(envelope.to)
+    msg["To"] = one_recipient(envelope.to)
     msg["Subject"] = one_line(rendered.subject)
     msg["Date"] = format_datetime(now)
     msg["Message-ID"] = envelope.message_id

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from datetime import datetime
 from email.message import EmailMessage
-from email.policy import SMTP
 from email.utils import parseaddr
 
 from sqlmodel import Session
 
 from mailgate.models import Outbox
+from mailgate.outbound.mailpolicy import SMTP
 
 
 def enqueue(session: Session, msg: EmailMessage, *, template: str, ticket_number: int | None,
