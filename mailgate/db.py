@@ -10,7 +10,9 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
@@ -31,6 +33,12 @@ def make_engine(url: str, busy_timeout_ms: int = 5000) -> Engine:
         _tune_sqlite(engine, busy_timeout_ms)
         return engine
     return create_engine(url, pool_pre_ping=True)
+
+
+def insert_for(bind: Engine | Connection):
+    """The ``insert`` of the bind's dialect, which has ``on_conflict_do_nothing``
+    (PostgreSQL and SQLite ≥ 3.24 both have ``ON CONFLICT``)."""
+    return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

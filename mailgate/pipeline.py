@@ -13,7 +13,7 @@ import logging
 import time
 import traceback
 
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
 
 from mailgate import (
@@ -48,13 +48,19 @@ def process(svc: Services, spool_id: int) -> Result | None:
     """Process one pending spool row; None when another worker had it already.
 
     A database that is unavailable leaves the row pending (raises OperationalError
-    to the caller, who backs off); any other error marks it failed with its
-    traceback so that it can be retried once fixed.
+    to the caller, who backs off).  A unique key that another instance took in the
+    meantime (the same new sender writing to two instances at once) is met by
+    processing the message again once, from scratch: the second run finds the row
+    the first could not create.  Any other error marks it failed with its traceback
+    so that it can be retried once fixed.
     """
     started = time.monotonic()
     try:
-        with session_scope(svc.engine) as session:
-            result = _claimed_run(svc, session, spool_id)
+        try:
+            result = _run_once(svc, spool_id)
+        except IntegrityError:
+            log.info("spool=%s met a concurrent insert; processing it again", spool_id)
+            result = _run_once(svc, spool_id)
     except OperationalError:
         raise
     except Exception:  # noqa: BLE001 - kept with its traceback, never dropped
@@ -64,6 +70,11 @@ def process(svc: Services, spool_id: int) -> Result | None:
     if result is not None:
         _log_line(spool_id, result, (time.monotonic() - started) * 1000)
     return result
+
+
+def _run_once(svc: Services, spool_id: int) -> Result | None:
+    with session_scope(svc.engine) as session:
+        return _claimed_run(svc, session, spool_id)
 
 
 def _log_line(spool_id: int, result: Result, ms: float) -> None:

@@ -16,12 +16,10 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from sqlalchemy import update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from mailgate.db import session_scope
+from mailgate.db import insert_for, session_scope
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool
 
@@ -83,7 +81,7 @@ def intake_many(engine: Engine, items: list[Incoming]) -> list[Intake]:
     same batch, is not stored again and comes back with ``duplicate`` set.
     """
     table = Spool.__table__
-    insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+    insert = insert_for(engine)
     stored = []
     with engine.begin() as conn:
         for item in items:

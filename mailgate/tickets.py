@@ -14,6 +14,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from mailgate import msgids, quotes
+from mailgate.db import insert_for
 from mailgate.message import AttachmentInfo, ParsedMail
 from mailgate.models import (
     Article,
@@ -35,7 +36,9 @@ def next_number(session: Session, first_number: int) -> int:
 
     An UPDATE … RETURNING on one counter row: the row lock serialises concurrent
     instances on PostgreSQL, the write lock does on SQLite, and a failed
-    transaction gives its number back.
+    transaction gives its number back.  The row is made on first use with
+    ``ON CONFLICT DO NOTHING``, so instances that open their first tickets at the
+    same moment wait for one another there instead of failing on the primary key.
     """
     value = Counter.value
     bump = (
@@ -46,9 +49,10 @@ def next_number(session: Session, first_number: int) -> int:
     )
     number = session.execute(bump).scalar()
     if number is None:
-        session.add(Counter(name=TICKET_COUNTER, value=first_number))
-        session.flush()
-        number = first_number
+        session.execute(insert_for(session.get_bind())(Counter.__table__)
+                        .values(name=TICKET_COUNTER, value=first_number - 1)
+                        .on_conflict_do_nothing(index_elements=["name"]))
+        number = session.execute(bump).scalar_one()
     return number
 
 

@@ -12,6 +12,7 @@ import base64
 from email.message import EmailMessage
 
 import pytest
+from sqlalchemy.exc import IntegrityError
 
 from mailgate import pipeline, spool
 from mailgate.db import session_scope
@@ -239,3 +240,37 @@ def test_customer_subject_cannot_inject_headers_into_our_mails(desk):
     queued = desk.outbox()
     assert len(queued) == 2  # auto_reply and staff_new_ticket
     assert [m["Bcc"] for m in queued] == [None, None]
+
+
+def unique_violation() -> IntegrityError:
+    return IntegrityError("INSERT INTO contact …", {}, Exception("UNIQUE constraint failed"))
+
+
+def test_a_unique_key_taken_meanwhile_makes_the_message_run_again(desk, monkeypatch):
+    # Another instance created the same new contact between this run's look-up and its
+    # insert: the run fails on the unique key, and the message is processed again.
+    real, raced = pipeline._claimed_run, []
+
+    def racing(svc, session, spool_id):
+        if not raced:
+            raced.append(spool_id)
+            real(svc, session, spool_id)  # its writes are rolled back with the error
+            raise unique_violation()
+        return real(svc, session, spool_id)
+
+    monkeypatch.setattr(pipeline, "_claimed_run", racing)
+    result = desk.deliver(mail("mario@acme.it", "Two instances at once"))
+    assert raced and result.outcome == "created" and result.ticket == 10000
+    assert desk.home.query("SELECT state, attempts FROM spool") == [("processed", 1)]
+    assert len(desk.tickets()) == 1
+
+
+def test_a_unique_key_that_fails_twice_is_a_failed_message_kept_for_retry(desk, monkeypatch):
+    def always(svc, session, spool_id):
+        raise unique_violation()
+
+    monkeypatch.setattr(pipeline, "_claimed_run", always)
+    result = desk.deliver(mail("mario@acme.it", "A real bug"))
+    assert result.state == "failed"
+    [(state, error)] = desk.home.query("SELECT state, error FROM spool")
+    assert state == "failed" and "IntegrityError" in error
