@@ -13,12 +13,14 @@ import base64
 import email
 import email.policy
 import hashlib
+import itertools
 import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
 from email.header import decode_header
 from email.message import Message
+from email.parser import BytesHeaderParser
 from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 
 import charset_normalizer
@@ -29,6 +31,9 @@ from inscriptis import get_text
 logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 MSGID_RE = re.compile(r"<[^<>\s]+>")
+_HEADER_END = re.compile(rb"\r?\n\r?\n")
+# More parts than any mail client writes (100,000 is an attack): read by the stdlib walk.
+MANY_PARTS = 1000
 REPLACEMENT = "\ufffd"
 # What undeclared 8-bit mail of our customers (en, it, hu, ru, de) is written in.  Left
 # open, detection on a short text picks Asian code pages for KOI8-R.
@@ -75,20 +80,71 @@ class ParsedMail:
 
 def parse(raw: bytes) -> ParsedMail:
     """Decode ``raw`` into a ``ParsedMail``; never raises on malformed content."""
-    msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return _without_nul(_decoded(raw))
+
+
+def _decoded(raw: bytes) -> ParsedMail:
+    try:
+        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+    except RecursionError:
+        return _too_deep(raw)
     mail = _headers(msg)
     try:
-        parsed = mailparser.parse_from_bytes(raw)
-        text_parts, html_parts = parsed.text_plain, parsed.text_html
-        mail.attachments = [_attachment(a) for a in parsed.attachments]
-    except Exception:  # noqa: BLE001 - mail-parser has its own bugs; degrade, never crash
-        text_parts, html_parts = _walk_bodies(msg)
-    else:
-        if any(REPLACEMENT in part for part in (*text_parts, *html_parts)):
-            # A missing or wrong charset: decode again, detecting what it really is.
-            text_parts, html_parts = _walk_bodies(msg)
+        text_parts, html_parts, mail.attachments = _bodies(raw, msg)
+    except RecursionError:
+        return _too_deep(raw)
     mail.html = "\n".join(html_parts) if html_parts else None
     mail.text = "\n".join(text_parts) if text_parts else _html_to_text(mail.html)
+    return mail
+
+
+def _without_nul(mail: ParsedMail) -> ParsedMail:
+    """The mail with every NUL character removed from its decoded texts: NUL has no
+    place in a message's text (RFC 5322 §2.2 and §3.5 exclude it) and PostgreSQL
+    cannot store it in a text column."""
+    def clean(value):
+        if isinstance(value, str):
+            return value.replace("\x00", "")
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        if isinstance(value, dict):
+            return {clean(k): clean(v) for k, v in value.items()}
+        return value
+
+    for name in ("from_addr", "from_name", "to", "cc", "reply_to", "subject", "message_id",
+                 "in_reply_to", "references", "text", "html", "headers", "content_type"):
+        setattr(mail, name, clean(getattr(mail, name)))
+    for attachment in mail.attachments:
+        attachment.filename = clean(attachment.filename)
+        attachment.content_type = clean(attachment.content_type)
+    return mail
+
+
+def _bodies(raw: bytes, msg: Message) -> tuple[list[str], list[str], list[AttachmentInfo]]:
+    """Texts, HTML texts and attachments as mail-parser finds them; the stdlib walk's
+    where mail-parser fails, where a charset was wrong, and for a message of more than
+    ``MANY_PARTS`` parts (mail-parser takes seconds per ten thousand parts)."""
+    if next(itertools.islice(msg.walk(), MANY_PARTS, None), None) is not None:
+        return _walk(msg)
+    try:
+        parsed = mailparser.parse_from_bytes(raw)
+        texts, htmls = parsed.text_plain, parsed.text_html
+        attachments = [_attachment(a) for a in parsed.attachments]
+    except Exception:  # noqa: BLE001 - mail-parser has its own bugs; degrade, never crash
+        return _walk(msg)
+    if any(REPLACEMENT in part for part in (*texts, *htmls)):
+        # A missing or wrong charset: decode again, detecting what it really is.
+        texts, htmls, _ = _walk(msg)
+    return texts, htmls, attachments
+
+
+def _too_deep(raw: bytes) -> ParsedMail:
+    """A message nested deeper than the parsers recurse (thousands of message/rfc822 or
+    multipart levels, which no mail client writes): its headers, and its body as plain
+    text, so that it still becomes an article a person can look at."""
+    mail = _headers(BytesHeaderParser(policy=email.policy.compat32).parsebytes(raw))
+    end = _HEADER_END.search(raw)
+    mail.text = decode_body(raw[end.end():], None) if end else ""
     return mail
 
 
@@ -212,18 +268,23 @@ def _safe_name(name: str) -> str:
     return "".join(c for c in name if c.isprintable()).strip(". ")[:200]
 
 
-def _walk_bodies(msg: Message) -> tuple[list[str], list[str]]:
-    """The stdlib walk used when mail-parser fails on a message."""
-    texts, htmls = [], []
+def _walk(msg: Message) -> tuple[list[str], list[str], list[AttachmentInfo]]:
+    """The stdlib walk: text and HTML parts decoded, any other leaf (or a part with a
+    file name) an attachment."""
+    texts, htmls, attachments = [], [], []
     for part in msg.walk():
-        if part.is_multipart() or part.get_filename():
+        if part.is_multipart():
             continue
         kind = part.get_content_type()
-        if kind in ("text/plain", "text/html"):
-            payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True) or b""
+        if kind in ("text/plain", "text/html") and not part.get_filename():
             body = decode_body(payload, part.get_content_charset())
             (texts if kind == "text/plain" else htmls).append(body)
-    return texts, htmls
+        else:
+            attachments.append(AttachmentInfo(
+                filename=_safe_name(part.get_filename() or ""), content_type=kind,
+                size=len(payload), sha256=hashlib.sha256(payload).hexdigest(), data=payload))
+    return texts, htmls, attachments
 
 
 def decode_body(data: bytes, declared: str | None) -> str:

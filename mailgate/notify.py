@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from email.message import EmailMessage
 
-from sqlmodel import Session
+from sqlalchemy import func
+from sqlmodel import Session, select
 
 from mailgate import msgids, tickets
 from mailgate.bootstrap import Services
@@ -111,11 +112,37 @@ class Notifier:
         return self.queue(notice, ticket, auto_submitted)
 
     def to_staff(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
-        """Queue an internal mail to staff (never to one of our own addresses)."""
+        """Queue an internal mail to staff (never to one of our own addresses), unless
+        it is one too many of its kind about the ticket today (``looping``)."""
         if not notice.to or notice.to in self.svc.config.own_addresses:
             return None
         notice.automatic = False
+        why_not = self.looping(notice, ticket)
+        if why_not:
+            tickets.record(self.session, ticket, "auto_mail_suppressed", self.now,
+                           detail=f"{notice.template} not sent: {why_not}")
+            return None
         return self.queue(notice, ticket, "auto-generated")
+
+    def looping(self, notice: Notice, ticket: Ticket | None) -> str | None:
+        """Why a staff mail would be a loop: already ``tickets.auto_mail_per_ticket``
+        mails of this template about the ticket to this address in a day.
+
+        Staff mail is not rate limited like customers' (each reply on a busy ticket must
+        reach staff), but two help desks whose staff address is the other's mailbox,
+        joined by a hop that drops the RFC 3834 headers, would otherwise answer each
+        other's notices for ever, one customer reply per round.
+        """
+        if ticket is None:
+            return None
+        limit = self.svc.config.tickets.auto_mail_per_ticket
+        sent = self.session.exec(select(func.count(Outbox.id)).where(
+            Outbox.ticket_number == ticket.number, Outbox.to == notice.to,
+            Outbox.template == notice.template,
+            Outbox.created_at > self.now - autoreply.TICKET_WINDOW)).one()
+        if sent >= limit:
+            return f"loop guard: {sent} {notice.template} mails to {notice.to} today"
+        return None
 
     def queue(self, notice: Notice, ticket: Ticket | None, auto_submitted: str | None,
               attach: bytes | None = None) -> Outbox:

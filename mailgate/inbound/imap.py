@@ -262,9 +262,16 @@ def _idle_until_news(client: IMAPClient, stop: threading.Event) -> bool:
 
 
 def _has_news(responses: list) -> bool:
-    """True for an untagged EXISTS or RECENT (RFC 3501 §7.3); raises on BYE."""
+    """True for an untagged EXISTS or RECENT (RFC 3501 §7.3), or an untagged NO or BAD:
+    Dovecot's only word when the folder is deleted under IDLE, after which nothing
+    arrives in the folder made again, so select it again (its new UIDVALIDITY
+    included).  Raises on BYE."""
     for response in responses:
         if len(response) >= 2 and response[1] in (b"EXISTS", b"RECENT"):
+            return True
+        if response and response[0] in (b"NO", b"BAD"):
+            log.warning("imap: the server said %r during IDLE; selecting the folder again",
+                        response)
             return True
         if response and response[0] == b"BYE":
             raise ConnectionLost(f"server said BYE {response[1:]!r}")

@@ -3,7 +3,8 @@
 ``maildir`` writes each message into a Maildir (tmp/ then rename into new/, as the
 Maildir convention requires for atomic delivery); ``smtp`` hands it to a relay.  A
 failure is retried with exponential backoff until ``outbound.max_age``, then the row
-is marked ``failed`` and kept for ``mailgate outbox list``.
+is marked ``failed`` and kept for ``mailgate outbox list``.  Mails about one ticket to
+one address leave in the order they were written, whatever their backoffs.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from pathlib import Path
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from mailgate.config import OutboundConfig
@@ -90,7 +92,7 @@ def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
     with session_scope(engine) as session:
         due = session.exec(
             select(Outbox.id)
-            .where(Outbox.state == "queued", Outbox.next_attempt_at <= now)
+            .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, ~_waits_for_older())
             .order_by(Outbox.id)
             .limit(batch)
         ).all()
@@ -99,6 +101,20 @@ def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
             break
         _attempt(engine, transport, config, row_id, now)
     return len(due)
+
+
+def _waits_for_older():
+    """True for a row with an older queued mail about the same ticket to the same
+    address: after a relay outage the backoffs of the two may fall due in either order,
+    and the customer must not read "resolved" before "we are on it".  The row goes in
+    the first drain after the older one is sent (or has failed for good)."""
+    older = aliased(Outbox)
+    return (
+        select(older.id)
+        .where(older.ticket_number == Outbox.ticket_number, older.to == Outbox.to,
+               older.state == "queued", older.id < Outbox.id)
+        .exists()
+    )
 
 
 def _attempt(engine: Engine, transport, config: OutboundConfig, row_id: int,

@@ -1,17 +1,20 @@
 """Durability of the SMTP door: what got a 250 is processed exactly once, whatever
-happens to the process, and SIGTERM drains instead of dropping mail."""
+happens to the process, and SIGTERM drains instead of dropping mail.
+
+SIGKILL at random moments of floods, repeated, with figures: tests/faults/test_kill.py.
+"""
 
 from __future__ import annotations
 
 import signal
 import smtplib
 import socket
-import threading
 import time
 
 import pytest
 
 from tests.helpers import flood, mail, serving, start_serve
+from tests.ledger import assert_each_once
 
 pytestmark = pytest.mark.e2e
 
@@ -19,24 +22,6 @@ pytestmark = pytest.mark.e2e
 def acknowledged_flood(home, count: int, connections: int = 4, prefix: str = "") -> set[str]:
     """The acknowledged Message-IDs of a flood that a kill may cut short."""
     return flood([home], count, connections=connections, prefix=prefix, tolerate_errors=True)
-
-
-def assert_each_once(home, acked: set[str]) -> None:
-    """Every acknowledged message is exactly one ticket with exactly one auto reply."""
-    rows = home.query("SELECT message_id, state, ticket_number FROM spool")
-    by_id = {mid: (state, number) for mid, state, number in rows}
-    assert acked <= set(by_id), f"lost: {sorted(acked - set(by_id))[:5]}"
-    assert all(by_id[m][0] == "processed" and by_id[m][1] for m in acked)
-    numbers = [by_id[m][1] for m in acked]
-    assert len(set(numbers)) == len(numbers), "a message made two tickets or shared one"
-    tickets = home.query("SELECT count(*) FROM ticket")[0][0]
-    assert tickets == len(by_id)
-    replies = home.query(
-        "SELECT ticket_number, count(*) FROM outbox WHERE template = 'auto_reply' "
-        "GROUP BY ticket_number HAVING count(*) != 1")
-    assert replies == []
-    articles = home.query("SELECT message_id FROM article GROUP BY message_id HAVING count(*)>1")
-    assert articles == []
 
 
 def test_kill_between_acknowledgement_and_processing_loses_nothing(home):
@@ -51,28 +36,6 @@ def test_kill_between_acknowledgement_and_processing_loses_nothing(home):
         home.wait_settled(20)
         assert_each_once(home, acked)
         assert len(home.mails_to("staff@example.com")) == 20
-
-
-def test_sigkill_during_a_flood_then_restart_processes_each_acknowledged_mail_once(home):
-    acked: set[str] = set()
-    cut_short = 0
-    # Kill early (mostly intake), in the middle, and late (mostly processing).
-    for when in (0.3, 1.5, 3.0):
-        proc = start_serve(home)
-        killer = threading.Timer(when, proc.send_signal, (signal.SIGKILL,))
-        killer.start()
-        round_acked = acknowledged_flood(home, 1000, prefix=f"k{when}-")
-        cut_short += len(round_acked) < 1000
-        acked |= round_acked
-        killer.join()
-        proc.wait(timeout=10)
-    assert cut_short, "no kill landed during a flood: the test proved nothing"
-    with serving(home):
-        # A mail being sent at the kill keeps its lease for minutes: wait for the
-        # pipeline, and check the outbox rows rather than their delivery.
-        home.wait_settled(len(home.query("SELECT id FROM spool")), timeout=60, outbox=False)
-        assert acked, "no message was acknowledged before the kills"
-        assert_each_once(home, acked)
 
 
 def test_sigterm_finishes_the_message_being_received_then_exits_0(home):
