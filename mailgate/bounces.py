@@ -37,7 +37,7 @@ from email.message import Message
 from flufl.bounce import all_failures
 
 from mailgate.classify import is_feedback_report
-from mailgate.message import MSGID_RE, ParsedMail, decode_text
+from mailgate.message import ADDRESS_RE, MSGID_RE, ParsedMail, decode_text
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs every detector it runs, and a traceback for one that trips.
@@ -47,7 +47,6 @@ DSN_TYPES = ("message/delivery-status", "message/global-delivery-status")
 ORIGINAL_TYPES = ("message/rfc822", "message/global", "text/rfc822-headers",
                   "message/global-headers")
 # ASCII only: in a notice, text in other scripts often touches the address.
-ADDRESS_RE = re.compile(r"[A-Za-z0-9_.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 CTYPE_RE = re.compile(r"\s*([\w.+-]+/[\w.+-]+)")
 STATUS_RE = re.compile(r"\b([245]\.\d{1,3}\.\d{1,3})\b")
 # Where a notice ends and the returned message (or its headers) begins.

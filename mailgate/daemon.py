@@ -23,6 +23,7 @@ import signal
 import socket
 import threading
 import time
+import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -69,7 +70,9 @@ class Daemon:
         self.queued = asyncio.Event()
         self.handler = SpoolHandler(svc, self._spooled)
         self.pool: workers.Pool | None = None  # pipeline worker processes, if any
-        self.sessions: set = set()
+        # Weak: a closed connection's session goes with it (a set kept every one, and
+        # grew with each connection, refused ones included).
+        self.sessions: weakref.WeakSet = weakref.WeakSet()
         self.worked = asyncio.Event()  # wakes the STATUS= updater
         self.reloading: asyncio.Task | None = None
         self.metrics = Metrics(svc) if svc.config.metrics.enabled else None
@@ -215,7 +218,7 @@ class Daemon:
         deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
         while self.handler.in_flight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)
-        for protocol in self.sessions:
+        for protocol in list(self.sessions):
             if protocol.transport is not None:
                 protocol.transport.close()
 

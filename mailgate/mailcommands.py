@@ -20,6 +20,7 @@ from sqlmodel import Session, select
 
 from mailgate import approvals, bizhours, complaints, handover, phases, tickets
 from mailgate.durations import parse_duration
+from mailgate.message import ADDRESS_RE
 from mailgate.models import Company, Ticket
 from mailgate.policy import Policy
 
@@ -376,9 +377,11 @@ def _project(run: Run, args: str) -> Callable[[], str]:
 
 def _cc(run: Run, args: str) -> Callable[[], str]:
     verb, _, address = args.partition(" ")
-    address = address.strip().lower()
-    if verb.lower() not in ("add", "remove") or "@" not in address or " " in address:
-        raise CommandError("needs 'add ADDRESS' or 'remove ADDRESS'")
+    address = address.strip().lower().removeprefix("<").removesuffix(">")
+    # Exactly one plain address: a list or a bracketed form would become one strange
+    # participant, and what is not one address must never reach a To header.
+    if verb.lower() not in ("add", "remove") or not ADDRESS_RE.fullmatch(address):
+        raise CommandError("needs 'add ADDRESS' or 'remove ADDRESS' (one plain address)")
     if verb.lower() == "remove" and address == run.ticket.requester:
         raise CommandError("the requester cannot be removed")
 

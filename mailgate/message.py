@@ -31,6 +31,8 @@ from inscriptis import get_text
 logging.getLogger("mailparser").setLevel(logging.ERROR)
 
 MSGID_RE = re.compile(r"<[^<>\s]+>")
+# One plain addr-spec of dot-atoms (RFC 5322 §3.4.1), as people and robots write them.
+ADDRESS_RE = re.compile(r"[A-Za-z0-9_.!#$%&'*+/=?^`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # More parts than any mail client writes (100,000 is an attack): read by the stdlib walk.
 MANY_PARTS = 1000

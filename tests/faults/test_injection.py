@@ -115,13 +115,13 @@ def test_template_syntax_in_customer_and_staff_text_is_shown_as_written(desk):
     assert "#status {{ 7*191 }}" in joined  # the refused command, quoted back to staff
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "mailcommands._cc takes any word with an '@' and no space as one address, so "
-    "'#cc add x@acme.it,thief@evil.test' makes that whole string a participant "
-    "(compose now keeps it to its first address in To); mailcommands.py is not ours"))
 def test_cc_add_refuses_what_is_not_one_address(desk):
     desk.deliver(mail("mario@acme.it", "Printer"))
     desk.deliver(mail("alice@example.com", "Re: [#10000]",
                       "#cc add x@acme.it,thief@evil.test\n#cc add <y@acme.it>\n"))
     participants = desk.view(10000)["participants"]
     assert not [p for p in participants if "," in p or "<" in p or "evil" in p], participants
+    assert any(m["Subject"].startswith("[#10000]") and "command" in m["Subject"].lower()
+               for m in desk.outbox("alice@example.com"))  # refused, and told why
+    desk.deliver(mail("alice@example.com", "Re: [#10000]", "#cc add <y@acme.it>\n"))
+    assert "y@acme.it" in desk.view(10000)["participants"]  # one address in brackets is fine
