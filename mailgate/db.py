@@ -9,7 +9,7 @@ from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
+from sqlalchemy import event, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
@@ -39,6 +39,25 @@ def insert_for(bind: Engine | Connection):
     """The ``insert`` of the bind's dialect, which has ``on_conflict_do_nothing``
     (PostgreSQL and SQLite ≥ 3.24 both have ``ON CONFLICT``)."""
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
+
+
+def claim_row(session: Session, model, row_id: int, *conditions, **values) -> bool:
+    """Move the row ``row_id`` of ``model`` that meets ``conditions`` to ``values`` in
+    this transaction; False when it does not meet them or another instance holds it.
+
+    On PostgreSQL the row is locked first with ``FOR UPDATE SKIP LOCKED``, so that
+    several instances pass over a row one of them is working on instead of queueing
+    behind its lock.  SQLite has one writer at a time and no such clause; there a read
+    before the write would also turn a concurrent commit into an immediate
+    SQLITE_BUSY, so the claim is the UPDATE alone.  The conditional UPDATE makes the
+    claim exact on both: only one transaction ever moves the row.
+    """
+    where = (model.id == row_id, *conditions)
+    if session.get_bind().dialect.name == "postgresql":
+        locked = session.execute(select(model.id).where(*where).with_for_update(skip_locked=True))
+        if locked.first() is None:
+            return False
+    return session.execute(update(model).where(*where).values(**values)).rowcount == 1
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -19,7 +19,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from mailgate.db import insert_for, session_scope
+from mailgate.db import claim_row, insert_for, session_scope
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool
 
@@ -109,27 +109,12 @@ def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
 
 
 def claim(session: Session, spool_id: int) -> Spool | None:
-    """Lock the pending row ``spool_id`` for this transaction; None when it is not
-    pending or another instance holds it.
-
-    ``FOR UPDATE SKIP LOCKED`` lets several instances on one PostgreSQL pass over a row
-    that one of them is processing instead of queueing behind its lock.  SQLite has
-    one writer at a time and no such clause; there a read before the write would also
-    turn a concurrent intake commit into an immediate SQLITE_BUSY, so the claim is the
-    UPDATE alone.  The conditional UPDATE makes the claim exact on both.
-    """
-    if session.get_bind().dialect.name == "postgresql":
-        locked = session.exec(
-            select(Spool.id).where(Spool.id == spool_id, Spool.state == PENDING)
-            .with_for_update(skip_locked=True)
-        ).first()
-        if locked is None:
-            return None
-    claimed = session.execute(
-        update(Spool).where(Spool.id == spool_id, Spool.state == PENDING)
-        .values(state=PROCESSED, attempts=Spool.attempts + 1)
-    )
-    return session.get(Spool, spool_id) if claimed.rowcount == 1 else None
+    """Claim the pending row ``spool_id`` for this transaction (``claim_row``: with
+    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); None when it is not pending or another
+    instance holds it."""
+    claimed = claim_row(session, Spool, spool_id, Spool.state == PENDING,
+                           state=PROCESSED, attempts=Spool.attempts + 1)
+    return session.get(Spool, spool_id) if claimed else None
 
 
 def mark_failed(engine: Engine, spool_id: int, error: str) -> None:

@@ -24,7 +24,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from mailgate.config import OutboundConfig
-from mailgate.db import session_scope
+from mailgate.db import claim_row, session_scope
 from mailgate.durations import parse_duration
 from mailgate.models import Outbox
 
@@ -123,11 +123,8 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_id: int,
     # transaction open, then record the result.  Another worker skips a leased row; if
     # this process dies while sending, the lease runs out and the row is tried again.
     with session_scope(engine) as session:
-        claimed = session.execute(
-            update(Outbox)
-            .where(Outbox.id == row_id, Outbox.state == "queued", Outbox.next_attempt_at <= now)
-            .values(next_attempt_at=now + SEND_LEASE)
-        ).rowcount
+        claimed = claim_row(session, Outbox, row_id, Outbox.state == "queued",
+                            Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
         row = session.get(Outbox, row_id) if claimed else None
     if row is None:
         return
