@@ -14,6 +14,7 @@ import os
 import smtplib
 import socket
 import ssl
+import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -24,7 +25,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from mailgate.config import OutboundConfig
-from mailgate.db import claim_row, session_scope
+from mailgate.db import TRANSIENT_ERRORS, claim_row, session_scope
 from mailgate.durations import parse_duration
 from mailgate.models import Outbox
 
@@ -135,12 +136,31 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_id: int,
     else:
         changes = {"state": "sent", "sent_at": now, "last_error": None}
         log.info("sent outbox=%s to=%s template=%s", row.id, row.to, row.template)
-    with session_scope(engine) as session:
-        session.execute(
-            update(Outbox)
-            .where(Outbox.id == row_id)
-            .values(attempts=Outbox.attempts + 1, **changes)
-        )
+    _record(engine, row_id, changes)
+
+
+def _record(engine: Engine, row_id: int, changes: dict) -> None:
+    """Write the attempt's result, retrying while the database is busy or away.
+
+    The mail has left: if its ``sent`` were lost, the lease would run out and the mail
+    would go a second time.  So the result is retried for up to half the lease; only
+    a database away for longer than that can still cause a repeat.
+    """
+    deadline = time.monotonic() + SEND_LEASE.total_seconds() / 2
+    delay = 0.1
+    while True:
+        try:
+            with session_scope(engine) as session:
+                session.execute(update(Outbox).where(Outbox.id == row_id)
+                                .values(attempts=Outbox.attempts + 1, **changes))
+            return
+        except TRANSIENT_ERRORS as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            log.warning("outbox=%s: cannot record the attempt yet (%s); retrying",
+                        row_id, type(exc).__name__)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _failed_attempt(row: Outbox, exc: Exception, config: OutboundConfig, now: datetime) -> dict:
