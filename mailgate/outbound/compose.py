@@ -12,8 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.headerregistry import Address
 from email.message import EmailMessage
-from email.utils import format_datetime, formataddr, getaddresses
+from email.utils import format_datetime, getaddresses
 from html import escape
 from pathlib import Path
 
@@ -93,7 +94,15 @@ def one_recipient(value: str) -> str:
     """
     value = one_line(value)
     found = [(name, addr) for name, addr in getaddresses([value]) if "@" in addr]
-    return formataddr(found[0]) if found else value
+    if not found:
+        return value
+    name, addr = found[0]
+    try:
+        # Address, not formataddr: an RFC 6532 address (UTF-8 local part) is valid
+        # here, and formataddr insists on ASCII.
+        return str(Address(display_name=name, addr_spec=addr))
+    except (ValueError, IndexError):
+        return addr
 
 
 @dataclass
