@@ -129,7 +129,9 @@ def _bodies(raw: bytes, msg: Message) -> tuple[list[str], list[str], list[Attach
     if next(itertools.islice(msg.walk(), MANY_PARTS, None), None) is not None:
         return _walk(msg)
     try:
-        parsed = mailparser.parse_from_bytes(raw)
+        # Our compat32 tree, the one mail-parser would build from the same bytes:
+        # parsing once instead of twice.
+        parsed = mailparser.MailParser(msg)
         texts, htmls = parsed.text_plain, parsed.text_html
         attachments = [_attachment(a) for a in parsed.attachments]
     except Exception:  # noqa: BLE001 - mail-parser has its own bugs; degrade, never crash

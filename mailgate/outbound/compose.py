@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, getaddresses
@@ -101,7 +102,7 @@ def one_recipient(value: str) -> str:
         # Address, not formataddr: an RFC 6532 address (UTF-8 local part) is valid
         # here, and formataddr insists on ASCII.
         return str(Address(display_name=name, addr_spec=addr))
-    except (ValueError, IndexError):
+    except (ValueError, IndexError, HeaderParseError):
         return addr
 
 
