@@ -22,13 +22,15 @@ import os
 import signal
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
+
+from mailgate import bootstrap, config, logs, pipeline, spool
 
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
 DB_BACKOFF = 5.0
@@ -51,8 +53,6 @@ class Signals:
 def run(config_path: Path, wake: Connection, done: Queue, generation: Synchronized,
         log_setup: tuple[str, str]) -> None:
     """A worker's main loop (the target of its process)."""
-    from mailgate import bootstrap, config, logs, pipeline, spool
-
     logs.setup(*log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
     state = Signals()
@@ -95,10 +95,6 @@ def _woken(wake: Connection, timeout: float) -> bool:
 
 def _reloaded(svc, config_path: Path):
     """The services with new rules and templates, or the old ones if those fail."""
-    from dataclasses import replace
-
-    from mailgate import bootstrap, config
-
     try:
         new = bootstrap.build(config.load(config_path), engine=svc.engine)
     except Exception:  # noqa: BLE001 - the main process validated it; keep working anyway
