@@ -10,11 +10,8 @@ answer?" has an answer.  Staff mail is internal and is not rate limited.
 
 from __future__ import annotations
 
-import email
-import email.policy
 from dataclasses import dataclass
 from datetime import datetime
-from email.message import EmailMessage
 
 from sqlalchemy import func
 from sqlmodel import Session, select
@@ -161,10 +158,8 @@ class Notifier:
             envelope.in_reply_to = notice.answering.message_id
             refs = [*notice.answering.references, notice.answering.message_id]
             envelope.references = tuple(refs[:1] + refs[1:][-(MAX_REFERENCES - 1):])
-        msg = build(envelope, rendered, self.now)
-        if attach is not None:
-            _attach_original(msg, attach)
-        return enqueue(self.session, msg, template=notice.template,
+        mail = build(envelope, rendered, self.now, attach)
+        return enqueue(self.session, mail, template=notice.template,
                        ticket_number=ticket.number if ticket else None,
                        automatic=notice.automatic, now=self.now)
 
@@ -183,20 +178,3 @@ def _local(when: datetime | None, zone) -> datetime | None:
 
 def _ticket_key(ticket: Ticket | None) -> tuple:
     return (ticket.number, ticket.token) if ticket is not None else ()
-
-
-def _attach_original(msg: EmailMessage, raw: bytes) -> None:
-    """Attach the received mail as message/rfc822 (RFC 2046 §5.2.1), as it arrived."""
-    attached = False
-    try:
-        original = email.message_from_bytes(raw, policy=email.policy.compat32)
-        msg.add_attachment(original)
-        attached = True
-        msg.as_bytes(policy=email.policy.SMTP)
-    except (TypeError, ValueError, LookupError, UnicodeError, RecursionError):
-        # A message the stdlib cannot re-serialise (or even parse: MIME nested thousands
-        # of levels deep raises RecursionError) still goes along, as a file.
-        if attached:
-            msg.get_payload().pop()
-        msg.add_attachment(raw, maintype="application", subtype="octet-stream",
-                           filename="original.eml")

@@ -12,16 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from datetime import datetime
-from email.errors import HeaderParseError
-from email.headerregistry import Address
-from email.message import EmailMessage
-from email.utils import format_datetime, getaddresses
+from email.utils import format_datetime, getaddresses, parseaddr
 from html import escape
 from pathlib import Path
 
 import jinja2
 
-from mailgate.outbound.mailpolicy import POLICY
+from mailgate.outbound import mimewrite
 
 FALLBACK_LANGUAGE = "en"
 
@@ -86,8 +83,9 @@ def one_line(value: str) -> str:
     return text.replace("=?", "=\u200b?")
 
 
-def one_recipient(value: str) -> str:
-    """The one mailbox of a To header: the first address of ``value``.
+def one_recipient(value: str) -> tuple[str, str]:
+    """The one mailbox of a To header: ``(display name, address)`` of the first
+    address of ``value`` (``("", value)`` when it holds none).
 
     A mail goes to one recipient (the outbox row's), so a list that reached us as one
     address (a participant stored as ``a@x.it,b@evil.test``) must not put a second,
@@ -95,15 +93,7 @@ def one_recipient(value: str) -> str:
     """
     value = one_line(value)
     found = [(name, addr) for name, addr in getaddresses([value]) if "@" in addr]
-    if not found:
-        return value
-    name, addr = found[0]
-    try:
-        # Address, not formataddr: an RFC 6532 address (UTF-8 local part) is valid
-        # here, and formataddr insists on ASCII.
-        return str(Address(display_name=name, addr_spec=addr))
-    except (ValueError, IndexError, HeaderParseError):
-        return addr
+    return found[0] if found else ("", value)
 
 
 @dataclass
@@ -120,26 +110,39 @@ class Envelope:
     x_loop: str | None = None
 
 
-def build(envelope: Envelope, rendered: Rendered, now: datetime) -> EmailMessage:
-    """The outbound message: headers from ``envelope``, body from ``rendered``."""
-    msg = EmailMessage(policy=POLICY)
-    msg["From"] = envelope.from_
-    msg["To"] = one_recipient(envelope.to)
-    msg["Subject"] = one_line(rendered.subject)
-    msg["Date"] = format_datetime(now)
-    msg["Message-ID"] = envelope.message_id
-    if envelope.reply_to:
-        msg["Reply-To"] = envelope.reply_to
-    if envelope.in_reply_to:
-        msg["In-Reply-To"] = envelope.in_reply_to
-    if envelope.references:
-        msg["References"] = " ".join(envelope.references)
-    if envelope.auto_submitted:
-        # RFC 3834 §5: mark automatic mail so that other robots do not answer it.
-        msg["Auto-Submitted"] = envelope.auto_submitted
-    if envelope.x_loop:
-        msg["X-Loop"] = envelope.x_loop
-    msg.set_content(rendered.text)
+@dataclass
+class Composed:
+    """An outbound message as it goes on the wire, and what the outbox row records."""
+
+    message: bytes
+    mail_from: str
+    to: str
+    subject: str
+    message_id: str
+
+
+def build(envelope: Envelope, rendered: Rendered, now: datetime,
+          attach: bytes | None = None) -> Composed:
+    """The outbound message: headers from ``envelope``, body from ``rendered``, and
+    the received message ``attach`` attached as it arrived (the sales forward)."""
+    from_name, from_addr = parseaddr(envelope.from_)
+    to_name, to_addr = one_recipient(envelope.to)
+    subject = one_line(rendered.subject)
+    headers = [mimewrite.address_header("From", from_name, from_addr),
+               mimewrite.address_header("To", to_name, to_addr),
+               mimewrite.header("Subject", subject),
+               mimewrite.header("Date", format_datetime(now)),
+               mimewrite.header("Message-ID", envelope.message_id)]
+    optional = [("Reply-To", envelope.reply_to), ("In-Reply-To", envelope.in_reply_to),
+                ("References", " ".join(envelope.references)),
+                # RFC 3834 §5: mark automatic mail so that other robots do not answer it.
+                ("Auto-Submitted", envelope.auto_submitted), ("X-Loop", envelope.x_loop)]
+    headers += [mimewrite.header(name, one_line(value)) for name, value in optional if value]
+    entity = mimewrite.text_part("plain", rendered.text)
     if rendered.html:
-        msg.add_alternative(rendered.html, subtype="html")
-    return msg
+        entity = mimewrite.multipart(
+            "alternative", [entity, mimewrite.text_part("html", rendered.html)])
+    if attach is not None:
+        entity = mimewrite.multipart("mixed", [entity, mimewrite.rfc822_part(attach)])
+    return Composed(mimewrite.message(headers, entity), from_addr.lower(), to_addr.lower(),
+                    subject, envelope.message_id)
