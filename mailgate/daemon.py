@@ -41,6 +41,7 @@ from mailgate.config import ConfigError
 from mailgate.db import session_scope
 from mailgate.durations import parse_duration
 from mailgate.inbound.listener import SpoolHandler, smtp_factory
+from mailgate.intakefirst import IntakeFirst
 from mailgate.metrics import Metrics
 from mailgate.metrics import serve as metrics_http
 from mailgate.models import Outbox, Spool
@@ -68,7 +69,9 @@ class Daemon:
         self.stopping = asyncio.Event()
         self.spooled = asyncio.Event()
         self.queued = asyncio.Event()
-        self.handler = SpoolHandler(svc, self._spooled)
+        # SQLite has one writer: the listener's commits go before the pipeline's.
+        self.gate = IntakeFirst(enabled=svc.engine.dialect.name == "sqlite")
+        self.handler = SpoolHandler(svc, self._spooled, self.gate)
         self.pool: workers.Pool | None = None  # pipeline worker processes, if any
         # Weak: a closed connection's session goes with it (a set kept every one, and
         # grew with each connection, refused ones included).
@@ -266,7 +269,7 @@ class Daemon:
             await self._pipeline_worker()
             return
         cfg = self.svc.config.logging
-        self.pool = workers.Pool(count, self.config_path, (cfg.format, cfg.level))
+        self.pool = workers.Pool(count, self.config_path, (cfg.format, cfg.level), self.gate)
         await asyncio.to_thread(self.pool.start)
         log.info("processing in %d worker processes", count)
         self.pool.wake()  # whatever was pending before the start
@@ -300,6 +303,7 @@ class Daemon:
                 for spool_id in ids:
                     if self.stopping.is_set():
                         return
+                    await asyncio.to_thread(self.gate.give_way)
                     started = time.monotonic()
                     result = await asyncio.to_thread(pipeline.process, self.svc, spool_id)
                     if self.metrics is not None and result is not None:

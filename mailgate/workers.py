@@ -31,6 +31,7 @@ from pathlib import Path
 from sqlalchemy.exc import OperationalError
 
 from mailgate import bootstrap, config, logs, pipeline, spool
+from mailgate.intakefirst import IntakeFirst
 
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
 DB_BACKOFF = 5.0
@@ -51,7 +52,7 @@ class Signals:
 
 
 def run(config_path: Path, wake: Connection, done: Queue, generation: Synchronized,
-        log_setup: tuple[str, str]) -> None:
+        log_setup: tuple[str, str], gate: IntakeFirst) -> None:
     """A worker's main loop (the target of its process)."""
     logs.setup(*log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
@@ -69,6 +70,7 @@ def run(config_path: Path, wake: Connection, done: Queue, generation: Synchroniz
             for spool_id in ids:
                 if state.leaving():
                     return
+                gate.give_way()  # a message waiting for its 250 goes first
                 started = time.monotonic()
                 result = pipeline.process(svc, spool_id)
                 if result is not None:
@@ -106,14 +108,15 @@ def _reloaded(svc, config_path: Path):
 class Pool:
     """The worker processes of one ``serve``."""
 
-    def __init__(self, count: int, config_path: Path, log_setup: tuple[str, str]):
+    def __init__(self, count: int, config_path: Path, log_setup: tuple[str, str],
+                 gate: IntakeFirst):
         # spawn, not fork: the main process has threads (asyncio's executor, IMAP
         # watchers) and a forked child would inherit their locks in any state.
         context = multiprocessing.get_context("spawn")
         self.context = context
         self.done: Queue = context.Queue()
         self.generation = context.Value("i", 0)
-        self.args = (config_path, self.done, self.generation, log_setup)
+        self.args = (config_path, self.done, self.generation, log_setup, gate)
         self.wakers: list[Connection] = [None] * count
         self.processes = [self._process(n) for n in range(count)]
 

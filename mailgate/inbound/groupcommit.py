@@ -10,10 +10,12 @@ after the transaction holding its message has committed.
 from __future__ import annotations
 
 import asyncio
+from contextlib import nullcontext
 
 from sqlalchemy.engine import Engine
 
 from mailgate import spool
+from mailgate.intakefirst import IntakeFirst
 from mailgate.spool import Incoming, Intake
 
 MAX_BATCH = 256  # messages in one transaction (bounds its memory and its duration)
@@ -22,8 +24,9 @@ MAX_BATCH = 256  # messages in one transaction (bounds its memory and its durati
 class GroupCommit:
     """Queue messages from any number of sessions; commit them in batches."""
 
-    def __init__(self, engine: Engine):
+    def __init__(self, engine: Engine, gate: IntakeFirst | None = None):
         self.engine = engine
+        self.gate = gate  # pipeline workers give way while a commit is due
         self.waiting: list[tuple[Incoming, asyncio.Future]] = []
         self.committer: asyncio.Task | None = None
 
@@ -40,8 +43,9 @@ class GroupCommit:
         while self.waiting:
             batch, self.waiting = self.waiting[:MAX_BATCH], self.waiting[MAX_BATCH:]
             try:
-                stored = await asyncio.to_thread(spool.intake_many, self.engine,
-                                                 [item for item, _ in batch])
+                with self.gate.committing() if self.gate else nullcontext():
+                    stored = await asyncio.to_thread(spool.intake_many, self.engine,
+                                                     [item for item, _ in batch])
             except Exception as exc:  # noqa: BLE001 - every session of the batch is told
                 for _, future in batch:
                     if not future.done():  # a session whose client left is cancelled

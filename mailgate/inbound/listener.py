@@ -19,6 +19,7 @@ from aiosmtpd.smtp import SMTP
 
 from mailgate.bootstrap import Services
 from mailgate.inbound.groupcommit import GroupCommit
+from mailgate.intakefirst import IntakeFirst
 from mailgate.spool import Incoming
 
 log = logging.getLogger("mailgate.smtp")
@@ -94,12 +95,13 @@ class MailgateLMTP(_DoorProtocol, LMTP):
 class SpoolHandler:
     """aiosmtpd handler: check recipients, spool the message, then acknowledge."""
 
-    def __init__(self, svc: Services, on_spooled: Callable[[], None]):
+    def __init__(self, svc: Services, on_spooled: Callable[[], None],
+                 gate: IntakeFirst | None = None):
         self.svc = svc
         self.on_spooled = on_spooled
         self.door = svc.config.smtp.protocol
         self.in_flight = 0  # sessions between DATA and its reply (see MailgateSMTP)
-        self.committer = GroupCommit(svc.engine)
+        self.committer = GroupCommit(svc.engine, gate)
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         """Accept only addresses that a ``[[mailbox]]`` owns."""

@@ -1,0 +1,61 @@
+"""intakefirst: on SQLite the pipeline gives way to a commit the listener has due."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mailgate import intakefirst
+from mailgate.intakefirst import IntakeFirst
+
+
+def worker_then(gate: IntakeFirst, events: list[str]) -> threading.Thread:
+    """A pipeline worker that gives way, then begins its transaction."""
+    thread = threading.Thread(target=lambda: (gate.give_way(), events.append("pipeline")))
+    thread.start()
+    return thread
+
+
+def test_the_pipeline_begins_after_the_listeners_commit():
+    gate, events = IntakeFirst(enabled=True), []
+    with gate.committing():
+        worker = worker_then(gate, events)
+        time.sleep(0.05)  # the worker is there, waiting
+        events.append("intake")
+    worker.join()
+    assert events == ["intake", "pipeline"]
+    assert gate.waiting.value == 0
+
+
+def test_nobody_waiting_means_no_wait():
+    gate, events = IntakeFirst(enabled=True), []
+    worker_then(gate, events).join()
+    assert events == ["pipeline"]
+
+
+def test_postgresql_never_waits_for_intake():
+    gate, events = IntakeFirst(enabled=False), []
+    with gate.committing():
+        worker_then(gate, events).join()
+        events.append("intake")
+    assert events == ["pipeline", "intake"]
+
+
+def test_a_flood_of_intake_cannot_stop_processing(monkeypatch):
+    monkeypatch.setattr(intakefirst, "LONGEST_YIELD", 0.02)
+    gate, events = IntakeFirst(enabled=True), []
+    with gate.committing():
+        worker_then(gate, events).join()  # returns although the listener still waits
+        assert gate.waiting.value == 1
+        events.append("intake")
+    assert events == ["pipeline", "intake"]
+
+
+def test_the_count_drops_when_the_commit_fails():
+    gate = IntakeFirst(enabled=True)
+    try:
+        with gate.committing():
+            raise OSError("disk full")
+    except OSError:
+        pass
+    assert gate.waiting.value == 0
