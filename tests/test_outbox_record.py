@@ -48,3 +48,33 @@ def test_a_busy_database_after_the_send_delays_the_record_but_sends_once(tmp_pat
     assert send.drain(desk.svc.engine, transport, cfg, later) == 0
     assert len(transport.sent) == len(set(transport.sent)) == 2
     assert desk.home.query("SELECT state, attempts FROM outbox") == [("sent", 1)] * 2
+
+
+class StoppingTransport:
+    """Delivers to a list; the daemon is told to stop during the first send."""
+
+    def __init__(self):
+        self.sent: list[int] = []
+        self.stopping = False
+
+    def send(self, row) -> None:
+        self.sent.append(row.id)
+        self.stopping = True
+
+
+def test_a_stop_during_a_batch_gives_back_what_was_not_sent(tmp_path):
+    desk = Desk(tmp_path)
+    for n in range(3):
+        desk.deliver(mail(f"user{n}@acme.it", f"Request {n}"))
+    cfg, transport = desk.svc.config.outbound, StoppingTransport()
+    send.drain(desk.svc.engine, transport, cfg, desk.clock(), stop=lambda: transport.stopping)
+    assert len(transport.sent) == 1
+    # The others are queued and due now, with no attempt counted: the next start sends
+    # them at once, not after the five-minute lease.
+    rows = desk.home.query("SELECT state, attempts FROM outbox ORDER BY id")
+    assert rows.count(("sent", 1)) == 1 and rows.count(("queued", 0)) == len(rows) - 1
+    transport.stopping = False
+    send.drain(desk.svc.engine, transport, cfg, desk.clock())
+    every = [row_id for (row_id,) in desk.home.query("SELECT id FROM outbox ORDER BY id")]
+    assert sorted(transport.sent) == every
+    assert desk.home.query("SELECT DISTINCT state, attempts FROM outbox") == [("sent", 1)]

@@ -34,6 +34,7 @@ log = logging.getLogger("mailgate.outbound")
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 SEND_LEASE = timedelta(minutes=5)
+SEND_BATCH = 20  # mails claimed together and recorded together
 
 
 class MaildirTransport:
@@ -89,7 +90,7 @@ def backoff(attempts: int) -> timedelta:
 
 def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
           batch: int = 100, stop: Callable[[], bool] = lambda: False) -> int:
-    """Send the due rows, oldest first, until ``stop()``; returns how many were handled."""
+    """Send the due rows, oldest first, until ``stop()``; returns how many were due."""
     with session_scope(engine) as session:
         due = session.exec(
             select(Outbox.id)
@@ -97,10 +98,10 @@ def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
             .order_by(Outbox.id)
             .limit(batch)
         ).all()
-    for row_id in due:
+    for start in range(0, len(due), SEND_BATCH):
         if stop():
             break
-        _attempt(engine, transport, config, row_id, now)
+        _attempt(engine, transport, config, due[start:start + SEND_BATCH], now, stop)
     return len(due)
 
 
@@ -118,17 +119,30 @@ def _waits_for_older():
     )
 
 
-def _attempt(engine: Engine, transport, config: OutboundConfig, row_id: int,
-             now: datetime) -> None:
-    # Claim the row with a lease (its next attempt moves past the send), send with no
-    # transaction open, then record the result.  Another worker skips a leased row; if
-    # this process dies while sending, the lease runs out and the row is tried again.
+def _attempt(engine: Engine, transport, config: OutboundConfig, row_ids: list[int],
+             now: datetime, stop: Callable[[], bool]) -> None:
+    # Claim the rows with a lease (their next attempt moves past the send), send with
+    # no transaction open, then record the results: two commits for the whole batch.
+    # Another worker skips a leased row; if this process dies while sending, the
+    # lease runs out and the rows not recorded as sent are tried again.
     with session_scope(engine) as session:
-        claimed = claim_row(session, Outbox, row_id, Outbox.state == "queued",
-                            Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
-        row = session.get(Outbox, row_id) if claimed else None
-    if row is None:
-        return
+        rows = [session.get(Outbox, row_id) for row_id in row_ids
+                if claim_row(session, Outbox, row_id, Outbox.state == "queued",
+                             Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)]
+    results, until = {}, time.monotonic() + SEND_LEASE.total_seconds() / 4
+    for row in rows:
+        # A stopping daemon gives back what it has not sent yet (no attempt counted),
+        # and so does a batch slowed by a stalling relay: a row goes out only while its
+        # lease has most of its time to run, with room to record the result after.
+        late = stop() or time.monotonic() > until
+        results[row.id] = ({"next_attempt_at": now} if late
+                           else _send_one(transport, config, row, now))
+    if results:
+        _record(engine, results)
+
+
+def _send_one(transport, config: OutboundConfig, row: Outbox, now: datetime) -> dict:
+    """Send ``row``; the changes that record the attempt."""
     try:
         transport.send(row)
     except Exception as exc:  # noqa: BLE001 - one unsendable mail must not stop the rest
@@ -136,14 +150,15 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_id: int,
     else:
         changes = {"state": "sent", "sent_at": now, "last_error": None}
         log.info("sent outbox=%s to=%s template=%s", row.id, row.to, row.template)
-    _record(engine, row_id, changes)
+    return {**changes, "attempts": Outbox.attempts + 1}
 
 
-def _record(engine: Engine, row_id: int, changes: dict) -> None:
-    """Write the attempt's result, retrying while the database is busy or away.
+def _record(engine: Engine, results: dict[int, dict]) -> None:
+    """Write the attempts' results (row id → changes), retrying while the database is
+    busy or away.
 
-    The mail has left: if its ``sent`` were lost, the lease would run out and the mail
-    would go a second time.  So the result is retried for up to half the lease; only
+    The mails have left: if their ``sent`` were lost, the lease would run out and they
+    would go a second time.  So the results are retried for up to half the lease; only
     a database away for longer than that can still cause a repeat.
     """
     deadline = time.monotonic() + SEND_LEASE.total_seconds() / 2
@@ -151,14 +166,14 @@ def _record(engine: Engine, row_id: int, changes: dict) -> None:
     while True:
         try:
             with session_scope(engine) as session:
-                session.execute(update(Outbox).where(Outbox.id == row_id)
-                                .values(attempts=Outbox.attempts + 1, **changes))
+                for row_id, changes in results.items():
+                    session.execute(update(Outbox).where(Outbox.id == row_id).values(**changes))
             return
         except TRANSIENT_ERRORS as exc:
             if time.monotonic() + delay > deadline:
                 raise
-            log.warning("outbox=%s: cannot record the attempt yet (%s); retrying",
-                        row_id, type(exc).__name__)
+            log.warning("outbox=%s: cannot record the attempts yet (%s); retrying",
+                        ",".join(map(str, results)), type(exc).__name__)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
 
