@@ -1,7 +1,8 @@
 """The pipeline: one spooled message, one transaction (SPEC §3).
 
-parse → classify → identify → thread → authorize → apply → notify.  The spool row is
-claimed by the first statement of the transaction (``spool.claim``), so the ticket,
+parse → classify → identify → thread → authorize → apply → notify.  The message is
+read and parsed before the transaction begins (a spooled message never changes); the
+spool row is claimed by its first statement (``spool.claim``), so the ticket,
 its article, events, outbox rows and the row's final state commit together: a crash
 before the commit leaves the row pending and it is processed again from scratch;
 after, it is never processed again.
@@ -34,7 +35,7 @@ from mailgate.bootstrap import Services
 from mailgate.classify import AUTO_REPLY, BOUNCE, classify
 from mailgate.config import MailboxConfig
 from mailgate.db import session_scope
-from mailgate.message import parse
+from mailgate.message import ParsedMail, parse
 from mailgate.models import Company, Spool, Ticket
 from mailgate.notify import Notice, Notifier
 from mailgate.rules import Triage, triage
@@ -73,8 +74,14 @@ def process(svc: Services, spool_id: int) -> Result | None:
 
 
 def _run_once(svc: Services, spool_id: int) -> Result | None:
+    # Parse before the transaction: on SQLite its first statement, the claim, takes
+    # the database's one write lock, and intake waits for it until the commit.
+    raw = spool.pending_raw(svc.engine, spool_id)
+    if raw is None:
+        return None
+    mail = parse(raw)
     with session_scope(svc.engine) as session:
-        return _claimed_run(svc, session, spool_id)
+        return _claimed_run(svc, session, spool_id, raw, mail)
 
 
 def _log_line(spool_id: int, result: Result, ms: float) -> None:
@@ -98,14 +105,14 @@ def process_pending(svc: Services) -> list[Result]:
     return results
 
 
-def _claimed_run(svc: Services, session: Session, spool_id: int) -> Result | None:
-    row = spool.claim(session, spool_id)
+def _claimed_run(svc: Services, session: Session, spool_id: int, raw: bytes,
+                 mail: ParsedMail) -> Result | None:
+    row = spool.claim(session, spool_id, raw)
     if row is None:
         return None
     now = svc.clock()
     mailbox = _mailbox(svc, row)
-    run = Run(svc, session, row, parse(row.raw), mailbox, now,
-              Notifier(svc, session, mailbox, now))
+    run = Run(svc, session, row, mail, mailbox, now, Notifier(svc, session, mailbox, now))
     result = steps(run)
     result.message_id, result.sender = run.mail.message_id, run.mail.from_addr
     result.door = row.door

@@ -17,6 +17,8 @@ from email.policy import compat32
 
 from sqlalchemy import update
 from sqlalchemy.engine import Engine
+from sqlalchemy.orm import defer
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from mailgate.db import claim_row, insert_for, session_scope
@@ -108,13 +110,26 @@ def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
         return list(session.exec(query).all())
 
 
-def claim(session: Session, spool_id: int) -> Spool | None:
+def pending_raw(engine: Engine, spool_id: int) -> bytes | None:
+    """The message of the pending row ``spool_id`` (None when it is not pending), read
+    without claiming it: what the pipeline parses before its transaction begins."""
+    with session_scope(engine) as session:
+        return session.exec(select(Spool.raw).where(Spool.id == spool_id,
+                                                    Spool.state == PENDING)).first()
+
+
+def claim(session: Session, spool_id: int, raw: bytes) -> Spool | None:
     """Claim the pending row ``spool_id`` for this transaction (``claim_row``: with
     ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); None when it is not pending or another
-    instance holds it."""
+    instance holds it.  ``raw`` is the message as read by ``pending_raw``: a spooled
+    message never changes, so it is not read a second time."""
     claimed = claim_row(session, Spool, spool_id, Spool.state == PENDING,
                            state=PROCESSED, attempts=Spool.attempts + 1)
-    return session.get(Spool, spool_id) if claimed else None
+    if not claimed:
+        return None
+    row = session.get(Spool, spool_id, options=[defer(Spool.raw)])
+    set_committed_value(row, "raw", raw)  # loaded, not changed: no UPDATE of it
+    return row
 
 
 def mark_failed(engine: Engine, spool_id: int, error: str) -> None:

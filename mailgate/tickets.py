@@ -66,7 +66,8 @@ def open_ticket(session: Session, number: int, mail: ParsedMail, *, subject: str
     )
     session.add(ticket)
     session.flush()
-    add_participant(session, ticket, mail.from_addr, "requester")
+    # A ticket opened this moment has no participant to look for first.
+    session.add(Participant(ticket_id=ticket.id, address=mail.from_addr, role="requester"))
     record(session, ticket, "created", now, actor=mail.from_addr,
            detail=f"opened from mail {mail.message_id or '(no Message-ID)'}")
     return ticket

@@ -251,12 +251,12 @@ def test_a_unique_key_taken_meanwhile_makes_the_message_run_again(desk, monkeypa
     # insert: the run fails on the unique key, and the message is processed again.
     real, raced = pipeline._claimed_run, []
 
-    def racing(svc, session, spool_id):
+    def racing(svc, session, spool_id, *message):
         if not raced:
             raced.append(spool_id)
-            real(svc, session, spool_id)  # its writes are rolled back with the error
+            real(svc, session, spool_id, *message)  # its writes are rolled back with the error
             raise unique_violation()
-        return real(svc, session, spool_id)
+        return real(svc, session, spool_id, *message)
 
     monkeypatch.setattr(pipeline, "_claimed_run", racing)
     result = desk.deliver(mail("mario@acme.it", "Two instances at once"))
@@ -266,7 +266,7 @@ def test_a_unique_key_taken_meanwhile_makes_the_message_run_again(desk, monkeypa
 
 
 def test_a_unique_key_that_fails_twice_is_a_failed_message_kept_for_retry(desk, monkeypatch):
-    def always(svc, session, spool_id):
+    def always(svc, session, spool_id, *message):
         raise unique_violation()
 
     monkeypatch.setattr(pipeline, "_claimed_run", always)

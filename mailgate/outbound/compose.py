@@ -33,19 +33,31 @@ class Rendered:
 
 
 class Templates:
-    """The template folder, rendered with strict undefined variables."""
+    """The template folder, rendered with strict undefined variables.
+
+    Read once: a reload (SIGHUP) makes a new ``Templates``, so neither Jinja nor this
+    class looks at the files again for every mail.
+    """
 
     def __init__(self, root: Path):
         self.root = root
         loader = jinja2.FileSystemLoader(str(root))
-        common = dict(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+        common = dict(loader=loader, undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
+                      auto_reload=False)
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - plain text
         self._html = jinja2.Environment(autoescape=True, **common)
+        self._files: dict[Path, bool] = {}
+
+    def _is_file(self, path: Path) -> bool:
+        found = self._files.get(path)
+        if found is None:
+            found = self._files[path] = path.is_file()
+        return found
 
     def exists(self, lang: str, name: str) -> bool:
         """True when ``name`` has its subject and text templates in ``lang``."""
         parts = ("subject", "txt")
-        return all((self.root / lang / f"{name}.{part}.j2").is_file() for part in parts)
+        return all(self._is_file(self.root / lang / f"{name}.{part}.j2") for part in parts)
 
     def render(self, name: str, lang: str, context: dict) -> Rendered:
         """Render ``name`` in ``lang`` (or the fallback language) with ``context``."""
@@ -53,7 +65,7 @@ class Templates:
             lang = FALLBACK_LANGUAGE
         subject = self._text.get_template(f"{lang}/{name}.subject.j2").render(context)
         text = self._text.get_template(f"{lang}/{name}.txt.j2").render(context)
-        if (self.root / lang / f"{name}.html.j2").is_file():
+        if self._is_file(self.root / lang / f"{name}.html.j2"):
             html = self._html.get_template(f"{lang}/{name}.html.j2").render(context)
         else:
             html = text_to_html(text, lang)
