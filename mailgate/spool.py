@@ -113,9 +113,10 @@ def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
 def pending_raw(engine: Engine, spool_id: int) -> bytes | None:
     """The message of the pending row ``spool_id`` (None when it is not pending), read
     without claiming it: what the pipeline parses before its transaction begins."""
-    with session_scope(engine) as session:
-        return session.exec(select(Spool.raw).where(Spool.id == spool_id,
-                                                    Spool.state == PENDING)).first()
+    # A Core connection: one SELECT needs none of the ORM session's machinery.
+    with engine.connect() as conn:
+        return conn.execute(select(Spool.raw).where(Spool.id == spool_id,
+                                                    Spool.state == PENDING)).scalar()
 
 
 def claim(session: Session, spool_id: int, raw: bytes) -> Spool | None:
