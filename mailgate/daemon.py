@@ -88,6 +88,8 @@ class Daemon:
             loop.add_signal_handler(sig, self._stop)
         if self.config_path is not None:
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
+        if self.process:
+            await self._start_workers()  # before the doors open: READY means processing
         server = await self._listen() if self.listen else None
         http = await self._serve_metrics() if self.metrics is not None else None
         tasks = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
@@ -264,14 +266,9 @@ class Daemon:
     async def _processing(self) -> None:
         """Process in this process, or start the ``[processing] workers`` and follow
         what they report."""
-        count = self.svc.config.processing.workers
-        if not count or self.config_path is None:
+        if self.pool is None:
             await self._pipeline_worker()
             return
-        cfg = self.svc.config.logging
-        self.pool = workers.Pool(count, self.config_path, (cfg.format, cfg.level), self.gate)
-        await asyncio.to_thread(self.pool.start)
-        log.info("processing in %d worker processes", count)
         self.pool.wake()  # whatever was pending before the start
         while not self.stopping.is_set():
             reported = await asyncio.to_thread(self._reports)
@@ -283,6 +280,20 @@ class Daemon:
             if reported:
                 self.queued.set()
                 self.worked.set()
+
+    async def _start_workers(self) -> None:
+        """Start the ``[processing] workers`` processes, if any, and wait until they are
+        ready, so that the first mail does not wait for their start-up."""
+        count = self.svc.config.processing.workers
+        if not count or self.config_path is None:
+            return
+        cfg = self.svc.config.logging
+        self.pool = workers.Pool(count, self.config_path, (cfg.format, cfg.level), self.gate)
+        ready = await asyncio.to_thread(self.pool.start)
+        if ready < count:
+            log.warning("%d of %d worker processes ready after %.0fs; going on", ready, count,
+                        workers.READY_TIMEOUT)
+        log.info("processing in %d worker processes", count)
 
     def _reports(self) -> list[tuple[float, str]]:
         """What the workers processed since the last look (waits up to a second)."""

@@ -41,23 +41,29 @@ def insert_for(bind: Engine | Connection):
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
-def claim_row(session: Session, model, row_id: int, *conditions, **values) -> bool:
-    """Move the row ``row_id`` of ``model`` that meets ``conditions`` to ``values`` in
-    this transaction; False when it does not meet them or another instance holds it.
+def claim_rows(session: Session, model, row_ids: list[int], *conditions, **values) -> list[int]:
+    """Move the rows ``row_ids`` of ``model`` that meet ``conditions`` to ``values`` in
+    this transaction; returns the ids moved (not those that do not meet them, nor those
+    another instance holds), in one statement however many there are.
 
-    On PostgreSQL the row is locked first with ``FOR UPDATE SKIP LOCKED``, so that
+    On PostgreSQL the rows are locked first with ``FOR UPDATE SKIP LOCKED``, so that
     several instances pass over a row one of them is working on instead of queueing
     behind its lock.  SQLite has one writer at a time and no such clause; there a read
     before the write would also turn a concurrent commit into an immediate
     SQLITE_BUSY, so the claim is the UPDATE alone.  The conditional UPDATE makes the
-    claim exact on both: only one transaction ever moves the row.
+    claim exact on both: only one transaction ever moves a row.
     """
-    where = (model.id == row_id, *conditions)
+    where = (model.id.in_(row_ids), *conditions)
     if session.get_bind().dialect.name == "postgresql":
         locked = session.execute(select(model.id).where(*where).with_for_update(skip_locked=True))
-        if locked.first() is None:
-            return False
-    return session.execute(update(model).where(*where).values(**values)).rowcount == 1
+        where = (model.id.in_(locked.scalars().all()), *conditions)
+    moved = session.execute(update(model).where(*where).values(**values).returning(model.id))
+    return sorted(moved.scalars().all())
+
+
+def claim_row(session: Session, model, row_id: int, *conditions, **values) -> bool:
+    """``claim_rows`` of one row: True when this transaction moved it."""
+    return bool(claim_rows(session, model, [row_id], *conditions, **values))
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -5,10 +5,13 @@ SQLite has one writer at a time, and its lock is not fair: a pipeline worker tha
 begins its next transaction as soon as the last one commits keeps the listener's
 group commit waiting (its busy handler sleeps and tries again) for seconds under
 load, while the client waits for its 250.  The listener counts itself in ``waiting``
-while it has a commit to make; a worker about to begin a transaction first waits
-until nobody is counted, for at most ``LONGEST_YIELD`` so that a flood cannot stop
-processing altogether.  The count lives in shared memory (the workers are other
-processes) without a lock: only the listener's event loop writes it.
+while it has a commit to make; a worker about to begin a transaction first lets that
+one commit go (it waits until ``commits`` moves on, or nobody waits any more), then
+takes its turn: under a flood the two alternate, so that neither intake nor
+processing stops, and a 250 waits for at most one pipeline transaction.
+``LONGEST_YIELD`` bounds the wait should the listener be stuck.  The counters live
+in shared memory (the workers are other processes) without a lock: only the
+listener's event loop writes them.
 
 PostgreSQL locks rows, not the database: intake never waits for the pipeline there,
 and the gate stays open.
@@ -29,7 +32,9 @@ class IntakeFirst:
 
     def __init__(self, enabled: bool):
         self.enabled = enabled
-        self.waiting = multiprocessing.get_context("spawn").RawValue("i", 0)
+        context = multiprocessing.get_context("spawn")
+        self.waiting = context.RawValue("i", 0)
+        self.commits = context.RawValue("L", 0)
 
     @contextmanager
     def committing(self):
@@ -38,12 +43,14 @@ class IntakeFirst:
         try:
             yield
         finally:
+            self.commits.value += 1
             self.waiting.value -= 1
 
     def give_way(self) -> None:
-        """Wait while the listener has a commit to make (SQLite only)."""
-        if not self.enabled:
+        """Let the commit the listener has due go first (SQLite only)."""
+        if not self.enabled or not self.waiting.value:
             return
-        deadline = time.monotonic() + LONGEST_YIELD
-        while self.waiting.value > 0 and time.monotonic() < deadline:
+        commits, deadline = self.commits.value, time.monotonic() + LONGEST_YIELD
+        while (self.waiting.value and self.commits.value == commits
+               and time.monotonic() < deadline):
             time.sleep(POLL)

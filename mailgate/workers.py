@@ -19,6 +19,7 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import queue
 import signal
 import time
 from contextlib import suppress
@@ -33,6 +34,7 @@ from sqlalchemy.exc import OperationalError
 from mailgate import bootstrap, config, logs, pipeline, spool
 from mailgate.intakefirst import IntakeFirst
 
+READY_TIMEOUT = 60.0  # seconds the daemon waits for its workers to start
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
 DB_BACKOFF = 5.0
 
@@ -51,8 +53,8 @@ class Signals:
         return self.stop or os.getppid() != self.parent
 
 
-def run(config_path: Path, wake: Connection, done: Queue, generation: Synchronized,
-        log_setup: tuple[str, str], gate: IntakeFirst) -> None:
+def run(config_path: Path, wake: Connection, ready: Queue, done: Queue,
+        generation: Synchronized, log_setup: tuple[str, str], gate: IntakeFirst) -> None:
     """A worker's main loop (the target of its process)."""
     logs.setup(*log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
@@ -61,6 +63,7 @@ def run(config_path: Path, wake: Connection, done: Queue, generation: Synchroniz
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     seen = generation.value
     svc = bootstrap.build(config.load(config_path))
+    ready.put(os.getpid())
     while not state.leaving():
         if generation.value != seen:
             seen = generation.value
@@ -114,9 +117,10 @@ class Pool:
         # watchers) and a forked child would inherit their locks in any state.
         context = multiprocessing.get_context("spawn")
         self.context = context
+        self.ready: Queue = context.Queue()
         self.done: Queue = context.Queue()
         self.generation = context.Value("i", 0)
-        self.args = (config_path, self.done, self.generation, log_setup, gate)
+        self.args = (config_path, self.ready, self.done, self.generation, log_setup, gate)
         self.wakers: list[Connection] = [None] * count
         self.processes = [self._process(n) for n in range(count)]
 
@@ -135,10 +139,17 @@ class Pool:
             with suppress(BlockingIOError, BrokenPipeError):
                 waker.send_bytes(b"!")
 
-    def start(self) -> None:
-        """Start the workers."""
+    def start(self, timeout: float = READY_TIMEOUT) -> int:
+        """Start the workers and wait until each has read its configuration (or has
+        died, or ``timeout`` passed); returns how many are ready."""
         for process in self.processes:
             process.start()
+        deadline, ready = time.monotonic() + timeout, set()
+        while time.monotonic() < deadline and any(
+                p.pid not in ready and p.exitcode is None for p in self.processes):
+            with suppress(queue.Empty):
+                ready.add(self.ready.get(timeout=0.2))
+        return len(ready)
 
     def reload(self) -> None:
         """Have every worker re-read rules and templates before its next message."""

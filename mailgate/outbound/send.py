@@ -25,7 +25,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from mailgate.config import OutboundConfig
-from mailgate.db import TRANSIENT_ERRORS, claim_row, session_scope
+from mailgate.db import TRANSIENT_ERRORS, claim_rows, session_scope
 from mailgate.durations import parse_duration
 from mailgate.models import Outbox
 
@@ -126,23 +126,24 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_ids: list[in
     # Another worker skips a leased row; if this process dies while sending, the
     # lease runs out and the rows not recorded as sent are tried again.
     with session_scope(engine) as session:
-        rows = [session.get(Outbox, row_id) for row_id in row_ids
-                if claim_row(session, Outbox, row_id, Outbox.state == "queued",
-                             Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)]
+        claimed = claim_rows(session, Outbox, row_ids, Outbox.state == "queued",
+                             Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
+        rows = session.exec(select(Outbox).where(Outbox.id.in_(claimed))
+                            .order_by(Outbox.id)).all() if claimed else []
     results, until = {}, time.monotonic() + SEND_LEASE.total_seconds() / 4
     for row in rows:
         # A stopping daemon gives back what it has not sent yet (no attempt counted),
         # and so does a batch slowed by a stalling relay: a row goes out only while its
         # lease has most of its time to run, with room to record the result after.
         late = stop() or time.monotonic() > until
-        results[row.id] = ({"next_attempt_at": now} if late
+        results[row.id] = ({"next_attempt_at": now, "attempts": row.attempts} if late
                            else _send_one(transport, config, row, now))
     if results:
         _record(engine, results)
 
 
 def _send_one(transport, config: OutboundConfig, row: Outbox, now: datetime) -> dict:
-    """Send ``row``; the changes that record the attempt."""
+    """Send ``row``; the changes that record the attempt (one more)."""
     try:
         transport.send(row)
     except Exception as exc:  # noqa: BLE001 - one unsendable mail must not stop the rest
@@ -150,7 +151,7 @@ def _send_one(transport, config: OutboundConfig, row: Outbox, now: datetime) -> 
     else:
         changes = {"state": "sent", "sent_at": now, "last_error": None}
         log.info("sent outbox=%s to=%s template=%s", row.id, row.to, row.template)
-    return {**changes, "attempts": Outbox.attempts + 1}
+    return {**changes, "attempts": row.attempts + 1}
 
 
 def _record(engine: Engine, results: dict[int, dict]) -> None:
@@ -166,8 +167,9 @@ def _record(engine: Engine, results: dict[int, dict]) -> None:
     while True:
         try:
             with session_scope(engine) as session:
-                for row_id, changes in results.items():
-                    session.execute(update(Outbox).where(Outbox.id == row_id).values(**changes))
+                for row_ids, changes in _grouped(results):
+                    session.execute(update(Outbox).where(Outbox.id.in_(row_ids))
+                                    .values(**changes))
             return
         except TRANSIENT_ERRORS as exc:
             if time.monotonic() + delay > deadline:
@@ -176,6 +178,15 @@ def _record(engine: Engine, results: dict[int, dict]) -> None:
                         ",".join(map(str, results)), type(exc).__name__)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+
+def _grouped(results: dict[int, dict]) -> list[tuple[list[int], dict]]:
+    """The results as (row ids, changes) with one entry per distinct change: the sent
+    rows of a batch are recorded by one UPDATE."""
+    groups: dict[tuple, tuple[list[int], dict]] = {}
+    for row_id, changes in results.items():
+        groups.setdefault(tuple(sorted(changes.items())), ([], changes))[0].append(row_id)
+    return list(groups.values())
 
 
 def _failed_attempt(row: Outbox, exc: Exception, config: OutboundConfig, now: datetime) -> dict:

@@ -59,3 +59,19 @@ def test_the_count_drops_when_the_commit_fails():
     except OSError:
         pass
     assert gate.waiting.value == 0
+
+
+def test_under_a_flood_the_pipeline_takes_its_turn_after_one_commit(monkeypatch):
+    monkeypatch.setattr(intakefirst, "LONGEST_YIELD", 60.0)  # only the turn can end the wait
+    gate, events = IntakeFirst(enabled=True), []
+    first = gate.committing()
+    first.__enter__()
+    with gate.committing():  # the next batch waits already
+        worker = worker_then(gate, events)
+        time.sleep(0.05)
+        events.append("commit 1")
+        first.__exit__(None, None, None)
+        worker.join(10)
+        assert not worker.is_alive(), "the pipeline waited past the commit it let go"
+        events.append("commit 2")
+    assert events == ["commit 1", "pipeline", "commit 2"]
