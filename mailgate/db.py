@@ -53,11 +53,14 @@ def claim_rows(session: Session, model, row_ids: list[int], *conditions, **value
     SQLITE_BUSY, so the claim is the UPDATE alone.  The conditional UPDATE makes the
     claim exact on both: only one transaction ever moves a row.
     """
+    # The session's connection, not the session: the ORM would look for loaded objects
+    # to bring up to date, and the rows are loaded after their claim.
+    conn = session.connection()
     where = (model.id.in_(row_ids), *conditions)
-    if session.get_bind().dialect.name == "postgresql":
-        locked = session.execute(select(model.id).where(*where).with_for_update(skip_locked=True))
+    if conn.dialect.name == "postgresql":
+        locked = conn.execute(select(model.id).where(*where).with_for_update(skip_locked=True))
         where = (model.id.in_(locked.scalars().all()), *conditions)
-    moved = session.execute(update(model).where(*where).values(**values).returning(model.id))
+    moved = conn.execute(update(model).where(*where).values(**values).returning(model.id))
     return sorted(moved.scalars().all())
 
 
