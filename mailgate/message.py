@@ -9,7 +9,7 @@ back to the stdlib walk).
 
 from __future__ import annotations
 
-import base64
+import binascii
 import email
 import email.policy
 import hashlib
@@ -18,6 +18,7 @@ import logging
 import re
 from dataclasses import dataclass, field
 from datetime import datetime
+from email.feedparser import BytesFeedParser
 from email.header import decode_header
 from email.message import Message
 from email.parser import BytesHeaderParser
@@ -26,6 +27,8 @@ from email.utils import getaddresses, parseaddr, parsedate_to_datetime
 import charset_normalizer
 import mailparser
 from inscriptis import get_text
+
+from mailgate import bigparts
 
 # mail-parser logs a warning for every content type it does not render as text.
 logging.getLogger("mailparser").setLevel(logging.ERROR)
@@ -37,6 +40,7 @@ _HEADER_END = re.compile(rb"\r?\n\r?\n")
 # More parts than any mail client writes (100,000 is an attack): read by the stdlib walk.
 MANY_PARTS = 1000
 REPLACEMENT = "\ufffd"
+FEED = 1 << 16  # bytes handed to the parser at a time
 # What undeclared 8-bit mail of our customers (en, it, hu, ru, de) is written in.  Left
 # open, detection on a short text picks Asian code pages for KOI8-R.
 LIKELY_CHARSETS = ["utf_8", "cp1252", "iso8859_15", "iso8859_2", "cp1250", "koi8_r",
@@ -86,18 +90,33 @@ def parse(raw: bytes) -> ParsedMail:
 
 
 def _decoded(raw: bytes) -> ParsedMail:
+    # Large base64 file bodies stay out of the tree (bigparts.py) unless a run of
+    # base64 lines sits where it would be read as text.
+    skeleton, elided = bigparts.split(raw)
     try:
-        msg = email.message_from_bytes(raw, policy=email.policy.compat32)
+        msg = _tree(skeleton)
+        if elided and not elided.only_in_files(msg):
+            msg, elided = _tree(raw), bigparts.Elided(raw)
     except RecursionError:
         return _too_deep(raw)
     mail = _headers(msg)
     try:
-        text_parts, html_parts, mail.attachments = _bodies(raw, msg)
+        text_parts, html_parts, mail.attachments = _bodies(msg, elided)
     except RecursionError:
         return _too_deep(raw)
     mail.html = "\n".join(html_parts) if html_parts else None
     mail.text = "\n".join(text_parts) if text_parts else _html_to_text(mail.html)
     return mail
+
+
+def _tree(raw: bytes) -> Message:
+    """The compat32 tree of ``raw``, fed to the parser a piece at a time as the
+    stdlib's own parser does; ``message_from_bytes`` would first decode the whole
+    message into one string and copy that into a StringIO of four bytes a character."""
+    parser = BytesFeedParser(policy=email.policy.compat32)
+    for start in range(0, len(raw), FEED):
+        parser.feed(raw[start:start + FEED])
+    return parser.close()
 
 
 def _without_nul(mail: ParsedMail) -> ParsedMail:
@@ -122,22 +141,25 @@ def _without_nul(mail: ParsedMail) -> ParsedMail:
     return mail
 
 
-def _bodies(raw: bytes, msg: Message) -> tuple[list[str], list[str], list[AttachmentInfo]]:
+def _bodies(msg: Message, elided: bigparts.Elided
+            ) -> tuple[list[str], list[str], list[AttachmentInfo]]:
     """Texts, HTML texts and attachments as mail-parser finds them; the stdlib walk's
     where mail-parser fails, where a charset was wrong, and for a message of more than
-    ``MANY_PARTS`` parts (mail-parser takes seconds per ten thousand parts)."""
+    ``MANY_PARTS`` parts (mail-parser takes seconds per ten thousand parts).  The
+    stdlib walk decodes every part itself, so it gets the tree without elisions."""
     if next(itertools.islice(msg.walk(), MANY_PARTS, None), None) is not None:
-        return _walk(msg)
+        return _walk(_tree(elided.raw) if elided else msg)
     try:
         # Our compat32 tree, the one mail-parser would build from the same bytes:
         # parsing once instead of twice.
         parsed = mailparser.MailParser(msg)
         texts, htmls = parsed.text_plain, parsed.text_html
-        attachments = [_attachment(a) for a in parsed.attachments]
+        attachments = [_attachment(a, elided) for a in parsed.attachments]
     except Exception:  # noqa: BLE001 - mail-parser has its own bugs; degrade, never crash
-        return _walk(msg)
+        return _walk(_tree(elided.raw) if elided else msg)
     if any(REPLACEMENT in part for part in (*texts, *htmls)):
-        # A missing or wrong charset: decode again, detecting what it really is.
+        # A missing or wrong charset: decode again, detecting what it really is.  Only
+        # the texts are taken, and elided bodies are files, never texts: no re-parse.
         texts, htmls, _ = _walk(msg)
     return texts, htmls, attachments
 
@@ -248,15 +270,17 @@ def _date(value: str) -> datetime | None:
         return None
 
 
-def _attachment(info: dict) -> AttachmentInfo:
-    payload = info.get("payload") or ""
+def _attachment(info: dict, elided: bigparts.Elided) -> AttachmentInfo:
+    # An elided body comes back as the raw bytes it stands for; a2b_base64 is what
+    # base64.b64decode runs, without its copy of the text as bytes first.
+    payload = elided.encoded(info.get("payload") or "")
     if info.get("binary"):
         try:
-            data = base64.b64decode(payload)
+            data = binascii.a2b_base64(payload)
         except ValueError:
-            data = payload.encode("utf-8", "replace")
+            data = _as_bytes(payload)
     else:
-        data = payload.encode("utf-8", "replace")
+        data = _as_bytes(payload)
     return AttachmentInfo(
         filename=_safe_name(info.get("filename") or ""),
         content_type=(info.get("mail_content_type") or "application/octet-stream").lower(),
@@ -264,6 +288,11 @@ def _attachment(info: dict) -> AttachmentInfo:
         sha256=hashlib.sha256(data).hexdigest(),
         data=data,
     )
+
+
+def _as_bytes(payload: str | memoryview) -> bytes:
+    """A payload kept as it is: text as UTF-8, raw bytes as they are."""
+    return payload.encode("utf-8", "replace") if isinstance(payload, str) else bytes(payload)
 
 
 def _safe_name(name: str) -> str:

@@ -228,7 +228,6 @@ class Spool(SQLModel, table=True):
     # §4.5.5); None means the door had no envelope (an import).
     mail_from: str | None = None
     rcpt_tos: list[str] = _json(default_factory=list)
-    raw: bytes = Field(sa_type=LargeBinary)
     size: int = 0
     received_at: datetime = _when()
     state: str = Field(default="pending", index=True)
@@ -238,6 +237,9 @@ class Spool(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     attempts: int = 0
     processed_at: datetime | None = _when(default=None)
+    # Last, as migration 0003 put it: on SQLite the other columns then stay in the row's
+    # first page, and the message can be written in pieces (blobio.py).
+    raw: bytes = Field(sa_type=LargeBinary)
 
 
 class Outbox(SQLModel, table=True):

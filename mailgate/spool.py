@@ -15,12 +15,13 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import update
-from sqlalchemy.engine import Engine
+from sqlalchemy import func, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import defer
 from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
+from mailgate import blobio
 from mailgate.db import claim_row, insert_for, session_scope
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool
@@ -41,10 +42,11 @@ class Incoming:
     """A message as a door hands it over: the raw bytes and their envelope.
 
     ``mail_from`` is ``""`` for the null reverse-path and None when there is no
-    envelope at all (an import).
+    envelope at all (an import).  ``raw`` is the SMTP door's receive buffer as it
+    stands (a ``bytearray``): a copy would be one more message in memory.
     """
 
-    raw: bytes
+    raw: bytes | bytearray
     door: str
     mail_from: str | None
     rcpt_tos: list[str]
@@ -83,24 +85,35 @@ def intake_many(engine: Engine, items: list[Incoming]) -> list[Intake]:
     same batch, is not stored again and comes back with ``duplicate`` set.
     """
     table = Spool.__table__
-    insert = insert_for(engine)
     stored = []
     with engine.begin() as conn:
         for item in items:
             key, message_id = dedupe_key(item.raw)
-            new_id = conn.execute(
-                insert(table).values(
-                    dedupe_key=key, message_id=message_id, door=item.door,
-                    mail_from=item.mail_from, rcpt_tos=item.rcpt_tos, raw=item.raw,
-                    size=len(item.raw), received_at=item.now,
-                ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
-            ).scalar()
+            new_id = _insert(conn, item, key, message_id)
             if new_id is None:
                 existing = conn.execute(select(table.c.id).where(table.c.dedupe_key == key))
                 stored.append(Intake(existing.scalar_one(), True))
             else:
                 stored.append(Intake(new_id, False))
     return stored
+
+
+def _insert(conn: Connection, item: Incoming, key: str, message_id: str | None) -> int | None:
+    """Insert ``item``'s row; its id, or None when ``key`` is there already.  A large
+    message is written in pieces after the row (blobio.py): no copy of it is made."""
+    table = Spool.__table__
+    pieces = blobio.piecewise(conn, len(item.raw))
+    new_id = conn.execute(
+        insert_for(conn)(table).values(
+            dedupe_key=key, message_id=message_id, door=item.door,
+            mail_from=item.mail_from, rcpt_tos=item.rcpt_tos, size=len(item.raw),
+            raw=blobio.placeholder(len(item.raw)) if pieces else item.raw,
+            received_at=item.now,
+        ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
+    ).scalar()
+    if pieces and new_id is not None:
+        blobio.write(conn, "spool", "raw", new_id, item.raw)
+    return new_id
 
 
 def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
@@ -113,10 +126,16 @@ def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
 def pending_raw(engine: Engine, spool_id: int) -> bytes | None:
     """The message of the pending row ``spool_id`` (None when it is not pending), read
     without claiming it: what the pipeline parses before its transaction begins."""
-    # A Core connection: one SELECT needs none of the ORM session's machinery.
+    # A Core connection: two SELECTs need none of the ORM session's machinery.  The
+    # length comes first (SQLite reads it without the value) to choose how to read.
+    where = (Spool.id == spool_id, Spool.state == PENDING)
     with engine.connect() as conn:
-        return conn.execute(select(Spool.raw).where(Spool.id == spool_id,
-                                                    Spool.state == PENDING)).scalar()
+        size = conn.execute(select(func.length(Spool.raw)).where(*where)).scalar()
+        if size is None:
+            return None
+        if blobio.piecewise(conn, size):
+            return blobio.read(conn, "spool", "raw", spool_id)
+        return conn.execute(select(Spool.raw).where(*where)).scalar()
 
 
 def claim(session: Session, spool_id: int, raw: bytes) -> Spool | None:

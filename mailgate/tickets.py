@@ -13,7 +13,7 @@ from sqlalchemy import case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
-from mailgate import msgids, quotes
+from mailgate import blobio, msgids, quotes
 from mailgate.db import insert_for
 from mailgate.message import AttachmentInfo, ParsedMail
 from mailgate.models import (
@@ -115,9 +115,21 @@ def _store_blob(session: Session, item: AttachmentInfo) -> None:
         return
     try:
         with session.begin_nested():
-            session.add(Blob(sha256=item.sha256, size=item.size, data=item.data))
+            conn = session.connection()
+            if blobio.piecewise(conn, item.size):
+                _insert_in_pieces(conn, item)
+            else:
+                session.add(Blob(sha256=item.sha256, size=item.size, data=item.data))
     except IntegrityError:
         pass
+
+
+def _insert_in_pieces(conn, item: AttachmentInfo) -> None:
+    """A large file's row, its bytes written in pieces after it (blobio.py), so that
+    they are not copied twice more on their way to disk."""
+    row = conn.execute(insert_for(conn)(Blob.__table__).values(
+        sha256=item.sha256, size=item.size, data=blobio.placeholder(item.size)))
+    blobio.write(conn, "blob", "data", row.lastrowid, item.data)
 
 
 def add_participant(session: Session, ticket: Ticket, address: str, role: str = "cc") -> bool:
