@@ -7,7 +7,7 @@ returns.  Inserting ``zeroblob(N)`` instead, then writing the value through
 ``sqlite3_blob_write`` a piece at a time (https://sqlite.org/c3ref/blob_open.html),
 and reading it straight into one ``bytes`` with ``sqlite3_blob_read``, costs none.
 A zeroblob stays unexpanded only as the last column of its row (SQLite's record
-format), which ``spool.raw`` and ``blob.data`` are (migration 0003).
+format), which ``spool_raw.raw`` and ``blob.data`` are (migration 0003).
 
 Everything here is inside the caller's transaction.  Other databases, and values
 under ``MIN_SIZE`` (where the copies cost nothing worth a second statement), take

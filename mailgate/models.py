@@ -237,8 +237,16 @@ class Spool(SQLModel, table=True):
     error: str | None = Field(default=None, sa_type=Text)
     attempts: int = 0
     processed_at: datetime | None = _when(default=None)
-    # Last, as migration 0003 put it: on SQLite the other columns then stay in the row's
-    # first page, and the message can be written in pieces (blobio.py).
+
+
+class SpoolRaw(SQLModel, table=True):
+    """The bytes of a spooled message as received: written once, at intake, and never
+    updated, so that the state changes of its ``spool`` row do not rewrite them
+    (migration 0003)."""
+
+    __tablename__ = "spool_raw"
+
+    spool_id: int = Field(primary_key=True, foreign_key="spool.id")
     raw: bytes = Field(sa_type=LargeBinary)
 
 

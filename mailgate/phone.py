@@ -66,7 +66,7 @@ def open_for(run: Run, sender: Sender, new_ticket: Callable[..., Result]) -> Res
     """Open the ticket the ``#for`` mail asks for with ``new_ticket`` (the pipeline's),
     or refuse it and tell the sender why."""
     cfg = run.svc.config
-    verdict = staffauth.authenticate(cfg.staff, run.mail, run.row.raw, run.row.mail_from)
+    verdict = staffauth.authenticate(cfg.staff, run.mail, run.raw, run.row.mail_from)
     if not verdict.ok:
         return _refuse(run, sender, [], verdict.reason)
     lines, text = mailcommands.split(quotes.new_part(run.mail.text))

@@ -107,12 +107,12 @@ def process_pending(svc: Services) -> list[Result]:
 
 def _claimed_run(svc: Services, session: Session, spool_id: int, raw: bytes,
                  mail: ParsedMail) -> Result | None:
-    row = spool.claim(session, spool_id, raw)
+    row = spool.claim(session, spool_id)
     if row is None:
         return None
     now = svc.clock()
     mailbox = _mailbox(svc, row)
-    run = Run(svc, session, row, mail, mailbox, now, Notifier(svc, session, mailbox, now))
+    run = Run(svc, session, row, raw, mail, mailbox, now, Notifier(svc, session, mailbox, now))
     result = steps(run)
     result.message_id, result.sender = run.mail.message_id, run.mail.from_addr
     result.door = row.door
@@ -220,7 +220,7 @@ def unknown_sender(run: Run, sender: Sender, notes: list[str]) -> Result:
     ctx = run.notifier.context(None, None, run.mail)
     forward = Notice("sales_forward", run.mailbox.sales_address, run.svc.config.staff.language,
                      ctx, automatic=False)
-    run.notifier.queue(forward, None, "auto-generated", attach=run.row.raw)
+    run.notifier.queue(forward, None, "auto-generated", attach=run.raw)
     run.notifier.to_customer(Notice("not_contracted", sender.address, "en", ctx, run.mail), None)
     return Result(spool.PROCESSED, "sales", None, notes)
 

@@ -32,7 +32,7 @@ def handle(run: Run, verdict: Classification) -> Result:
 
 
 def _bounce(run: Run, verdict: Classification) -> Result:
-    report = bounces.parse_bounce(run.row.raw, run.mail)
+    report = bounces.parse_bounce(run.raw, run.mail)
     for failed in report.recipients:
         _mark(run, failed)
     ticket = _ticket_of(run, report)

@@ -35,6 +35,7 @@ class Run:
     svc: Services
     session: Session
     row: Spool
+    raw: bytes  # the message as received
     mail: ParsedMail
     mailbox: MailboxConfig
     now: datetime

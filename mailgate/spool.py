@@ -15,16 +15,14 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import func, update
+from sqlalchemy import func, insert, update
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import defer
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from mailgate import blobio
 from mailgate.db import claim_row, insert_for, session_scope
 from mailgate.message import MSGID_RE
-from mailgate.models import Spool
+from mailgate.models import Spool, SpoolRaw
 
 PENDING, PROCESSED, IGNORED, FAILED = "pending", "processed", "ignored", "failed"
 
@@ -99,20 +97,23 @@ def intake_many(engine: Engine, items: list[Incoming]) -> list[Intake]:
 
 
 def _insert(conn: Connection, item: Incoming, key: str, message_id: str | None) -> int | None:
-    """Insert ``item``'s row; its id, or None when ``key`` is there already.  A large
-    message is written in pieces after the row (blobio.py): no copy of it is made."""
+    """Insert ``item``'s row and its bytes; its id, or None when ``key`` is there
+    already.  A large message is written in pieces after its row (blobio.py): no copy
+    of it is made."""
     table = Spool.__table__
-    pieces = blobio.piecewise(conn, len(item.raw))
     new_id = conn.execute(
         insert_for(conn)(table).values(
             dedupe_key=key, message_id=message_id, door=item.door,
             mail_from=item.mail_from, rcpt_tos=item.rcpt_tos, size=len(item.raw),
-            raw=blobio.placeholder(len(item.raw)) if pieces else item.raw,
             received_at=item.now,
         ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
     ).scalar()
-    if pieces and new_id is not None:
-        blobio.write(conn, "spool", "raw", new_id, item.raw)
+    if new_id is not None:
+        pieces = blobio.piecewise(conn, len(item.raw))
+        conn.execute(insert(SpoolRaw.__table__).values(
+            spool_id=new_id, raw=blobio.placeholder(len(item.raw)) if pieces else item.raw))
+        if pieces:
+            blobio.write(conn, "spool_raw", "raw", new_id, item.raw)
     return new_id
 
 
@@ -128,28 +129,25 @@ def pending_raw(engine: Engine, spool_id: int) -> bytes | None:
     without claiming it: what the pipeline parses before its transaction begins."""
     # A Core connection: two SELECTs need none of the ORM session's machinery.  The
     # length comes first (SQLite reads it without the value) to choose how to read.
-    where = (Spool.id == spool_id, Spool.state == PENDING)
+    pending = select(Spool.id).where(Spool.id == spool_id, Spool.state == PENDING)
     with engine.connect() as conn:
-        size = conn.execute(select(func.length(Spool.raw)).where(*where)).scalar()
+        size = conn.execute(select(func.length(SpoolRaw.raw))
+                            .where(SpoolRaw.spool_id.in_(pending))).scalar()
         if size is None:
             return None
         if blobio.piecewise(conn, size):
-            return blobio.read(conn, "spool", "raw", spool_id)
-        return conn.execute(select(Spool.raw).where(*where)).scalar()
+            return blobio.read(conn, "spool_raw", "raw", spool_id)
+        return conn.execute(select(SpoolRaw.raw).where(SpoolRaw.spool_id == spool_id)).scalar()
 
 
-def claim(session: Session, spool_id: int, raw: bytes) -> Spool | None:
+def claim(session: Session, spool_id: int) -> Spool | None:
     """Claim the pending row ``spool_id`` for this transaction (``claim_row``: with
     ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); None when it is not pending or another
-    instance holds it.  ``raw`` is the message as read by ``pending_raw``: a spooled
-    message never changes, so it is not read a second time."""
+    instance holds it.  The message itself is in ``spool_raw``, which nothing updates
+    (``pending_raw`` reads it)."""
     claimed = claim_row(session, Spool, spool_id, Spool.state == PENDING,
                            state=PROCESSED, attempts=Spool.attempts + 1)
-    if not claimed:
-        return None
-    row = session.get(Spool, spool_id, options=[defer(Spool.raw)])
-    set_committed_value(row, "raw", raw)  # loaded, not changed: no UPDATE of it
-    return row
+    return session.get(Spool, spool_id) if claimed else None
 
 
 def mark_failed(engine: Engine, spool_id: int, error: str) -> None:

@@ -24,7 +24,7 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
     """Apply a staff mail to ``ticket``."""
     cfg = run.svc.config
     article = run.add_article(ticket)
-    verdict = staffauth.authenticate(cfg.staff, run.mail, run.row.raw, run.row.mail_from)
+    verdict = staffauth.authenticate(cfg.staff, run.mail, run.raw, run.row.mail_from)
     if not verdict.ok:
         return _refuse(run, sender, ticket, company, article, [], verdict.reason)
     lines, text = mailcommands.split(quotes.new_part(run.mail.text))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy.orm import defer
 from sqlmodel import Session, select
 
 from mailgate import tickets
@@ -106,7 +105,7 @@ def _article(session: Session, article: Article) -> dict:
 
 def list_spool(session: Session, state: str | None = None) -> list[dict]:
     """Spool rows, oldest first, optionally in one state."""
-    query = select(Spool).options(defer(Spool.raw)).order_by(Spool.id)
+    query = select(Spool).order_by(Spool.id)
     if state:
         query = query.where(Spool.state == state)
     return [

@@ -201,7 +201,8 @@ def check(desk: Desk, raw: bytes, rcpt: str, envelope: str):
     [(last,)] = desk.home.query("SELECT coalesce(max(id), 0) FROM outbox")
     result = desk.deliver(raw, rcpt=rcpt, mail_from=envelope)
     [(state, error, stored)] = desk.home.query(
-        "SELECT state, error, raw FROM spool WHERE dedupe_key = ?", key)
+        "SELECT state, error, raw FROM spool JOIN spool_raw ON spool_id = id "
+        "WHERE dedupe_key = ?", key)
     if result is None and stored != raw:
         event("same Message-ID as an earlier example")
         return

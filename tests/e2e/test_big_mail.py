@@ -47,7 +47,8 @@ def test_a_30_mb_attachment_arrives_intact(tmp_path, monkeypatch):
         home.wait_settled(1, timeout=120)
 
     [(stored, state, number)] = home.query(
-        "SELECT raw, state, ticket_number FROM spool WHERE message_id = ?", msg["Message-ID"])
+        "SELECT raw, state, ticket_number FROM spool JOIN spool_raw ON spool_id = id "
+        "WHERE message_id = ?", msg["Message-ID"])
     assert (state, stored == raw) == ("processed", True)
     digest = hashlib.sha256(data).hexdigest()
     ticket = home.json("tickets", "show", str(number))

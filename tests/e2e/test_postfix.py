@@ -345,7 +345,7 @@ def test_pipe_database_locked_is_deferred_then_delivered_once(pipe_chain):
     assert len(replies) == 1
     assert f"[#{ticket['number']}]" in replies[0]["Subject"]
     # what the pipe's flags=DRhu add to the message that mailgate stores
-    [(raw,)] = home.query("SELECT raw FROM spool WHERE id = ?", row["id"])
+    [(raw,)] = home.query("SELECT raw FROM spool_raw WHERE spool_id = ?", row["id"])
     head = raw.split(b"\n\n", 1)[0].splitlines()
     assert head[:2] == [b"Return-Path: <mario@acme.it>", b"Delivered-To: hd@example.com"]
 
