@@ -37,10 +37,12 @@ def _tables(tickets: int) -> list[tuple[str, int, dict[str, str]]]:
         ("spool", tickets, {
             "dedupe_key": "'mid:' || " + MSGID, "message_id": MSGID, "door": "'smtp'",
             "mail_from": REQUESTER, "rcpt_tos": "'[\"hd@example.com\"]'",
-            "raw": "CAST('From: ' || " + REQUESTER + " || char(13, 10) || 'Subject: ' || "
-                   + subject + " || char(13, 10, 13, 10) || 'Archived.' AS BLOB)",
             "size": "120", "received_at": DATE, "state": "'processed'", "outcome": "'created'",
             "ticket_number": f"{ARCHIVE_FIRST} + n", "attempts": "1", "processed_at": DATE}),
+        ("spool_raw", tickets, {
+            "spool_id": "{spool} + n",
+            "raw": "CAST('From: ' || " + REQUESTER + " || char(13, 10) || 'Subject: ' || "
+                   + subject + " || char(13, 10, 13, 10) || 'Archived.' AS BLOB)"}),
         ("ticket", tickets, {
             "number": f"{ARCHIVE_FIRST} + n", "token": "lower(hex(randomblob(8)))",
             "subject": subject, "status": status, "priority": "'P3'", "origin": "'mail'",
@@ -95,6 +97,11 @@ def _insert(conn: sqlite3.Connection, table: str, rows: int, exprs: dict[str, st
         " FROM seq JOIN bench_company AS c ON c.k = n % (SELECT count(*) FROM bench_company)")
 
 
+def _primary_key(conn: sqlite3.Connection, table: str) -> str:
+    """The name of ``table``'s one-column primary key (``id``, or ``spool_id``)."""
+    return next(row[1] for row in conn.execute(f'PRAGMA table_info("{table}")') if row[5])
+
+
 def preload(db_path: Path, tickets: int) -> None:
     """Add ``tickets`` archived tickets (and what goes with them) to the database at
     ``db_path``, whose companies must be synchronised already; no daemon may run."""
@@ -110,9 +117,10 @@ def preload(db_path: Path, tickets: int) -> None:
         conn.execute("BEGIN")
         bases: dict[str, int] = {}  # the id of each table's first new row
         for table, rows, exprs in _tables(tickets):
-            first = conn.execute(f'SELECT coalesce(max(id), 0) + 1 FROM "{table}"').fetchone()
-            bases[table] = first[0]
-            _insert(conn, table, rows, {"id": f"{bases[table]} + n",
+            key = _primary_key(conn, table)
+            first = conn.execute(f'SELECT coalesce(max("{key}"), 0) + 1 FROM "{table}"')
+            bases[table] = first.fetchone()[0]
+            _insert(conn, table, rows, {key: f"{bases[table]} + n",
                                         **{k: v.format(**bases) for k, v in exprs.items()}})
         conn.execute("COMMIT")
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
