@@ -11,8 +11,9 @@ from tests.helpers import mail
 
 
 class LockingTransport:
-    """Delivers (to a list), then leaves the database unavailable for a while, as a
-    burst of other writers does, right when the worker records the result."""
+    """Delivers (to a list); the first delivery then leaves the database unavailable
+    for a while, as a burst of other writers does, so that the worker meets it when it
+    records the results of its batch."""
 
     def __init__(self, desk: Desk, seconds: float):
         self.desk, self.seconds, self.sent = desk, seconds, []
@@ -20,6 +21,8 @@ class LockingTransport:
 
     def send(self, row) -> None:
         self.sent.append(row.id)
+        if self.holders:
+            return  # unavailable already
         held = threading.Event()
 
         def hold():
