@@ -13,12 +13,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session
 
 from mailgate import msgids, tickets
 from mailgate.bootstrap import Services
 from mailgate.config import MailboxConfig
+from mailgate.db import execute
 from mailgate.message import ParsedMail
 from mailgate.models import Company, Outbox, Ticket
 from mailgate.outbound import autoreply
@@ -31,6 +32,10 @@ MAX_REFERENCES = 20
 # every staff mail 50 MB twice over (text and HTML) and cost the daemon a gigabyte; the
 # whole text stays on the ticket, and the raw message in the spool.
 MAX_QUOTED_TEXT = 200_000
+# Built once (db.execute): the loop guard's count.
+_SENT_TODAY = select(func.count(Outbox.id)).where(
+    Outbox.ticket_number == bindparam("number"), Outbox.to == bindparam("to"),
+    Outbox.template == bindparam("template"), Outbox.created_at > bindparam("day_ago"))
 
 
 @dataclass
@@ -94,7 +99,7 @@ class Notifier:
                              auto_submitted)
 
     def to_customer(self, notice: Notice, ticket: Ticket | None,
-                    auto_submitted: str = "auto-replied") -> Outbox | None:
+                    auto_submitted: str = "auto-replied") -> None:
         """Queue an automatic customer mail unless RFC 3834 or the rate limit forbid it."""
         cfg = self.svc.config
         why_not = autoreply.refusal(
@@ -105,21 +110,21 @@ class Notifier:
             if ticket is not None:
                 tickets.record(self.session, ticket, "auto_mail_suppressed", self.now,
                                detail=f"{notice.template} not sent: {why_not}")
-            return None
-        return self.queue(notice, ticket, auto_submitted)
+            return
+        self.queue(notice, ticket, auto_submitted)
 
-    def to_staff(self, notice: Notice, ticket: Ticket | None) -> Outbox | None:
+    def to_staff(self, notice: Notice, ticket: Ticket | None) -> None:
         """Queue an internal mail to staff (never to one of our own addresses), unless
         it is one too many of its kind about the ticket today (``looping``)."""
         if not notice.to or notice.to in self.svc.config.own_addresses:
-            return None
+            return
         notice.automatic = False
         why_not = self.looping(notice, ticket)
         if why_not:
             tickets.record(self.session, ticket, "auto_mail_suppressed", self.now,
                            detail=f"{notice.template} not sent: {why_not}")
-            return None
-        return self.queue(notice, ticket, "auto-generated")
+            return
+        self.queue(notice, ticket, "auto-generated")
 
     def looping(self, notice: Notice, ticket: Ticket | None) -> str | None:
         """Why a staff mail would be a loop: already ``tickets.auto_mail_per_ticket``
@@ -133,16 +138,15 @@ class Notifier:
         if ticket is None:
             return None
         limit = self.svc.config.tickets.auto_mail_per_ticket
-        sent = self.session.exec(select(func.count(Outbox.id)).where(
-            Outbox.ticket_number == ticket.number, Outbox.to == notice.to,
-            Outbox.template == notice.template,
-            Outbox.created_at > self.now - autoreply.TICKET_WINDOW)).one()
+        sent = execute(self.session, _SENT_TODAY, number=ticket.number, to=notice.to,
+                       template=notice.template,
+                       day_ago=self.now - autoreply.TICKET_WINDOW).scalar()
         if sent >= limit:
             return f"loop guard: {sent} {notice.template} mails to {notice.to} today"
         return None
 
     def queue(self, notice: Notice, ticket: Ticket | None, auto_submitted: str | None,
-              attach: bytes | None = None) -> Outbox:
+              attach: bytes | None = None) -> None:
         """Render ``notice``, build the message and put it in the outbox."""
         rendered = self.svc.templates.render(notice.template, notice.lang, notice.context)
         if ticket is not None:
@@ -159,7 +163,7 @@ class Notifier:
             refs = [*notice.answering.references, notice.answering.message_id]
             envelope.references = tuple(refs[:1] + refs[1:][-(MAX_REFERENCES - 1):])
         mail = build(envelope, rendered, self.now, attach)
-        return enqueue(self.session, mail, template=notice.template,
+        enqueue(self.session, mail, template=notice.template,
                        ticket_number=ticket.number if ticket else None,
                        automatic=notice.automatic, now=self.now)
 

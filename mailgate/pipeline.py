@@ -118,7 +118,7 @@ def _claimed_run(svc: Services, session: Session, spool_id: int, raw: bytes,
     result.door = row.door
     row.state, row.outcome, row.ticket_number = result.state, result.outcome, result.ticket
     row.notes, row.processed_at = "\n".join(result.notes) or None, now
-    session.add(row)
+    spool.record_outcome(session, row)
     return result
 
 
@@ -182,13 +182,13 @@ def new_ticket(run: Run, sender: Sender, decided: Triage, notes: list[str]) -> R
     plan = svc.policy.plan(sender.company.plan if sender.company else None)
     number = tickets.next_number(session, svc.config.tickets.first_number)
     subject = svc.tag.clean(mail.subject) or mail.subject
+    priority = decided.priority or plan.default_priority
+    due, warn_at = bizhours.sla_times(svc.policy, sender.company.name if sender.company else None,
+                                      priority, run.now, svc.config.sla.warn_at)
     ticket = tickets.open_ticket(session, number, mail, subject=subject,
-                                 company_id=sender.company_id,
-                                 priority=decided.priority or plan.default_priority,
-                                 origin=decided.origin or "mail", now=run.now)
-    ticket.response_due, ticket.response_warn_at = bizhours.sla_times(
-        svc.policy, sender.company.name if sender.company else None, ticket.priority,
-        run.now, svc.config.sla.warn_at)
+                                 company_id=sender.company_id, priority=priority,
+                                 origin=decided.origin or "mail", now=run.now,
+                                 response_due=due, response_warn_at=warn_at)
     monitor.apply_triage(run, ticket, decided)
     run.add_article(ticket)
     _add_copies(run, ticket)

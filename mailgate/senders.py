@@ -27,6 +27,7 @@ class Sender:
     name: str = ""
     company: Company | None = None
     contact: Contact | None = None  # the stored row, as identify found it
+    looked_up: bool = False  # identify looked for the row: None means there is none
 
     @property
     def company_id(self) -> int | None:
@@ -73,20 +74,21 @@ def identify(session: Session, policy: Policy, address: str, name: str = "") -> 
     contact = session.exec(select(Contact).where(Contact.address == address)).first()
     if contact and contact.company_id:
         company = session.get(Company, contact.company_id)
-        return Sender(CONTACT, address, name or contact.name, company, contact)
+        return Sender(CONTACT, address, name or contact.name, company, contact, True)
     rule = policy.company_for_domain(address.rpartition("@")[2])
     if rule:
         company = session.exec(select(Company).where(Company.name == rule.name)).one()
-        return Sender(CONTACT, address, name, company, contact)
-    return Sender(UNKNOWN, address, name, contact=contact)
+        return Sender(CONTACT, address, name, company, contact, True)
+    return Sender(UNKNOWN, address, name, contact=contact, looked_up=True)
 
 
 def remember(session: Session, sender: Sender, now: datetime) -> Contact | None:
     """Store the sender as a contact (staff are not contacts); returns the row."""
     if sender.kind == STAFF:
         return None
-    contact = sender.contact or session.exec(
-        select(Contact).where(Contact.address == sender.address)).first()
+    contact = sender.contact
+    if contact is None and not sender.looked_up:
+        contact = session.exec(select(Contact).where(Contact.address == sender.address)).first()
     if contact is None:
         contact = Contact(address=sender.address, created_at=now)
     contact.name = sender.name or contact.name

@@ -15,16 +15,41 @@ from datetime import datetime
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 
-from sqlalchemy import func, insert, update
+from sqlalchemy import bindparam, case, func, insert, update
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from mailgate import blobio
-from mailgate.db import claim_row, insert_for, session_scope
+from mailgate.db import execute, insert_for, session_scope
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool, SpoolRaw
 
 PENDING, PROCESSED, IGNORED, FAILED = "pending", "processed", "ignored", "failed"
+
+# The pipeline's statements, built once (db.execute).
+_SIZE = func.length(SpoolRaw.raw)
+_PENDING_RAW = (
+    select(_SIZE, case((_SIZE < blobio.MIN_SIZE, SpoolRaw.raw)))
+    .join(Spool, Spool.id == SpoolRaw.spool_id)
+    .where(SpoolRaw.spool_id == bindparam("spool_id"), Spool.state == PENDING)
+)
+_RAW = select(SpoolRaw.raw).where(SpoolRaw.spool_id == bindparam("spool_id"))
+
+
+def _claim_statement(locking: bool):
+    target = select(Spool.id).where(Spool.id == bindparam("spool_id"), Spool.state == PENDING)
+    if locking:
+        target = target.with_for_update(skip_locked=True)
+    return (update(Spool).where(Spool.id.in_(target), Spool.state == PENDING)
+            .values(state=PROCESSED, attempts=Spool.attempts + 1)
+            .returning(*Spool.__table__.columns))
+
+
+_CLAIM = {locking: _claim_statement(locking) for locking in (False, True)}
+_OUTCOME = update(Spool).where(Spool.id == bindparam("spool_id")).values(
+    state=bindparam("new_state"), outcome=bindparam("new_outcome"),
+    ticket_number=bindparam("number"), notes=bindparam("new_notes"),
+    processed_at=bindparam("at"))
 
 
 @dataclass(frozen=True)
@@ -127,27 +152,41 @@ def pending_ids(engine: Engine, limit: int = 100) -> list[int]:
 def pending_raw(engine: Engine, spool_id: int) -> bytes | None:
     """The message of the pending row ``spool_id`` (None when it is not pending), read
     without claiming it: what the pipeline parses before its transaction begins."""
-    # A Core connection: two SELECTs need none of the ORM session's machinery.  The
-    # length comes first (SQLite reads it without the value) to choose how to read.
-    pending = select(Spool.id).where(Spool.id == spool_id, Spool.state == PENDING)
+    # One statement gives the length and, for all but large values, the bytes; a large
+    # one is then read in pieces (SQLite) or by a second SELECT.
     with engine.connect() as conn:
-        size = conn.execute(select(func.length(SpoolRaw.raw))
-                            .where(SpoolRaw.spool_id.in_(pending))).scalar()
-        if size is None:
+        found = conn.execute(_PENDING_RAW, {"spool_id": spool_id}).first()
+        if found is None:
             return None
+        size, raw = found
+        if raw is not None:
+            return raw
         if blobio.piecewise(conn, size):
             return blobio.read(conn, "spool_raw", "raw", spool_id)
-        return conn.execute(select(SpoolRaw.raw).where(SpoolRaw.spool_id == spool_id)).scalar()
+        return conn.execute(_RAW, {"spool_id": spool_id}).scalar()
 
 
 def claim(session: Session, spool_id: int) -> Spool | None:
-    """Claim the pending row ``spool_id`` for this transaction (``claim_row``: with
-    ``FOR UPDATE SKIP LOCKED`` on PostgreSQL); None when it is not pending or another
-    instance holds it.  The message itself is in ``spool_raw``, which nothing updates
-    (``pending_raw`` reads it)."""
-    claimed = claim_row(session, Spool, spool_id, Spool.state == PENDING,
-                           state=PROCESSED, attempts=Spool.attempts + 1)
-    return session.get(Spool, spool_id) if claimed else None
+    """Claim the pending row ``spool_id`` for this transaction; None when it is not
+    pending or another instance holds it.  The row comes back from the claim itself,
+    as a plain object outside the session: ``record_outcome`` writes what processing
+    decided.  The message is in ``spool_raw``, which nothing updates (``pending_raw``
+    reads it).
+
+    On PostgreSQL the row is locked with ``FOR UPDATE SKIP LOCKED`` (instances pass
+    over a row another one works on); SQLite has one writer and no such clause, and
+    the conditional UPDATE alone makes the claim exact on both.
+    """
+    locking = session.get_bind().dialect.name == "postgresql"
+    row = execute(session, _CLAIM[locking], spool_id=spool_id).first()
+    return Spool(**row._mapping) if row is not None else None
+
+
+def record_outcome(session: Session, row: Spool) -> None:
+    """Write the state, outcome, ticket, notes and time that processing set on the
+    claimed ``row``, in the pipeline's transaction."""
+    execute(session, _OUTCOME, spool_id=row.id, new_state=row.state, new_outcome=row.outcome,
+            number=row.ticket_number, new_notes=row.notes, at=row.processed_at)
 
 
 def mark_failed(engine: Engine, spool_id: int, error: str) -> None:

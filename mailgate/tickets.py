@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import case, func, update
+from sqlalchemy import bindparam, case, func, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
 from mailgate import blobio, msgids, quotes
-from mailgate.db import insert_for
+from mailgate.db import execute, insert_for
 from mailgate.message import AttachmentInfo, ParsedMail
 from mailgate.models import (
     Article,
@@ -30,6 +30,22 @@ from mailgate.models import (
 
 TICKET_COUNTER = "ticket"
 
+# The pipeline's statements, built once (db.execute).
+_BUMP = (
+    update(Counter)
+    .where(Counter.name == TICKET_COUNTER)
+    .values(value=case((Counter.value + 1 < bindparam("first"), bindparam("first")),
+                       else_=Counter.value + 1))
+    .returning(Counter.value)
+)
+_EVENT = Event.__table__.insert()
+_PARTICIPANT = Participant.__table__.insert()
+_PARTICIPANTS = (select(Participant.address).where(Participant.ticket_id == bindparam("ticket_id"))
+                 .order_by(Participant.id))
+_IS_PARTICIPANT = select(Participant.id).where(
+    Participant.ticket_id == bindparam("ticket_id"),
+    Participant.address == bindparam("address")).limit(1)
+
 
 def next_number(session: Session, first_number: int) -> int:
     """The next ticket number, never below ``first_number``.
@@ -40,34 +56,31 @@ def next_number(session: Session, first_number: int) -> int:
     ``ON CONFLICT DO NOTHING``, so instances that open their first tickets at the
     same moment wait for one another there instead of failing on the primary key.
     """
-    value = Counter.value
-    bump = (
-        update(Counter)
-        .where(Counter.name == TICKET_COUNTER)
-        .values(value=case((value + 1 < first_number, first_number), else_=value + 1))
-        .returning(Counter.value)
-    )
-    number = session.execute(bump).scalar()
+    number = execute(session, _BUMP, first=first_number).scalar()
     if number is None:
         session.execute(insert_for(session.get_bind())(Counter.__table__)
                         .values(name=TICKET_COUNTER, value=first_number - 1)
                         .on_conflict_do_nothing(index_elements=["name"]))
-        number = session.execute(bump).scalar_one()
+        number = execute(session, _BUMP, first=first_number).scalar_one()
     return number
 
 
 def open_ticket(session: Session, number: int, mail: ParsedMail, *, subject: str,
-                company_id: int | None, priority: str, origin: str, now: datetime) -> Ticket:
-    """A new ticket for ``mail``; the requester is its sender."""
+                company_id: int | None, priority: str, origin: str, now: datetime,
+                response_due: datetime | None = None,
+                response_warn_at: datetime | None = None) -> Ticket:
+    """A new ticket for ``mail``, due as its SLA says; the requester is its sender."""
     ticket = Ticket(
         number=number, token=msgids.new_token(), subject=subject[:998],
         status="new", priority=priority, origin=origin, company_id=company_id,
         requester=mail.from_addr, created_at=now, updated_at=now,
+        response_due=response_due, response_warn_at=response_warn_at,
     )
     session.add(ticket)
     session.flush()
     # A ticket opened this moment has no participant to look for first.
-    session.add(Participant(ticket_id=ticket.id, address=mail.from_addr, role="requester"))
+    execute(session, _PARTICIPANT, ticket_id=ticket.id, address=mail.from_addr,
+            role="requester")
     record(session, ticket, "created", now, actor=mail.from_addr,
            detail=f"opened from mail {mail.message_id or '(no Message-ID)'}")
     return ticket
@@ -136,8 +149,7 @@ def add_participant(session: Session, ticket: Ticket, address: str, role: str = 
     """Make ``address`` a participant; False when it already was one."""
     if is_participant(session, ticket.id, address):
         return False
-    session.add(Participant(ticket_id=ticket.id, address=address, role=role))
-    session.flush()
+    execute(session, _PARTICIPANT, ticket_id=ticket.id, address=address, role=role)
     return True
 
 
@@ -150,9 +162,7 @@ def remove_participant(session: Session, ticket: Ticket, address: str) -> None:
 
 def participants(session: Session, ticket: Ticket) -> list[str]:
     """Every address that takes part in the ticket, the requester first."""
-    rows = session.exec(select(Participant).where(Participant.ticket_id == ticket.id)
-                        .order_by(Participant.id))
-    return [p.address for p in rows]
+    return list(execute(session, _PARTICIPANTS, ticket_id=ticket.id).scalars())
 
 
 def log_time(session: Session, ticket: Ticket, hours: float, now: datetime, *, actor: str,
@@ -205,10 +215,8 @@ def first_text(session: Session, ticket: Ticket) -> str:
 
 def is_participant(session: Session, ticket_id: int, address: str) -> bool:
     """True when ``address`` takes part in the ticket."""
-    query = select(Participant.id).where(
-        Participant.ticket_id == ticket_id, Participant.address == address
-    )
-    return session.exec(query).first() is not None
+    found = execute(session, _IS_PARTICIPANT, ticket_id=ticket_id, address=address)
+    return found.first() is not None
 
 
 def entered(session: Session, ticket: Ticket, status: str) -> datetime | None:
@@ -220,9 +228,7 @@ def entered(session: Session, ticket: Ticket, status: str) -> datetime | None:
 
 
 def record(session: Session, ticket: Ticket, kind: str, now: datetime, *, actor: str = "",
-           detail: str = "", spool_id: int | None = None) -> Event:
+           detail: str = "", spool_id: int | None = None) -> None:
     """Append an event to the ticket's log."""
-    event = Event(ticket_id=ticket.id, kind=kind, at=now, actor=actor, detail=detail,
-                  spool_id=spool_id)
-    session.add(event)
-    return event
+    execute(session, _EVENT, ticket_id=ticket.id, kind=kind, at=now, actor=actor,
+            detail=detail, spool_id=spool_id)

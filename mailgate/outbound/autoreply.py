@@ -9,9 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import func
-from sqlmodel import Session, select
+from sqlalchemy import bindparam, func, select
+from sqlmodel import Session
 
+from mailgate.db import execute
 from mailgate.models import Contact, Outbox
 
 NO_REPLY_LOCALPARTS = {
@@ -22,10 +23,25 @@ RATE_WINDOW = timedelta(hours=1)
 TICKET_WINDOW = timedelta(days=1)
 
 
+# Built once (db.execute): what refusal needs to know, in one statement.
+_BOUNCING = (select(Contact.bouncing_since)
+             .where(Contact.address == bindparam("address"), Contact.bouncing_since.is_not(None))
+             .limit(1).scalar_subquery())
+_SENT_TO = select(func.count(Outbox.id)).where(
+    Outbox.to == bindparam("address"), Outbox.automatic,
+    Outbox.created_at > bindparam("hour_ago")).scalar_subquery()
+_SENT_ABOUT = select(func.count(Outbox.id)).where(
+    Outbox.ticket_number == bindparam("number"), Outbox.automatic,
+    Outbox.created_at > bindparam("day_ago")).scalar_subquery()
+_STANDING = select(_BOUNCING, _SENT_TO, _SENT_ABOUT)
+
+
 def bouncing(session: Session, address: str) -> str | None:
     """Why no mail at all may go to ``address``: it bounces (until it writes again)."""
-    since = session.exec(select(Contact.bouncing_since).where(
-        Contact.address == address, Contact.bouncing_since.is_not(None))).first()
+    return _bounces(address, execute(session, select(_BOUNCING), address=address).scalar())
+
+
+def _bounces(address: str, since: datetime | None) -> str | None:
     if since is None:
         return None
     return f"{address} bounces since {since.isoformat()} (until it writes again)"
@@ -43,20 +59,13 @@ def refusal(session: Session, address: str, *, own: set[str], limit: int, now: d
     local = address.partition("@")[0]
     if local in NO_REPLY_LOCALPARTS or local.startswith(("noreply", "no-reply")):
         return f"{address} is a role or no-reply address"
-    why = bouncing(session, address)
+    since, sent, about = execute(session, _STANDING, address=address, number=ticket_number,
+                                 hour_ago=now - RATE_WINDOW, day_ago=now - TICKET_WINDOW).one()
+    why = _bounces(address, since)
     if why:
         return why
-    sent = session.exec(
-        select(func.count(Outbox.id)).where(
-            Outbox.to == address, Outbox.automatic, Outbox.created_at > now - RATE_WINDOW
-        )
-    ).one()
     if sent >= limit:
         return f"rate limit: {sent} automatic mails to {address} in the last hour"
-    if ticket_number is not None and ticket_limit is not None:
-        about = session.exec(select(func.count(Outbox.id)).where(
-            Outbox.ticket_number == ticket_number, Outbox.automatic,
-            Outbox.created_at > now - TICKET_WINDOW)).one()
-        if about >= ticket_limit:
-            return f"rate limit: {about} automatic mails about ticket {ticket_number} today"
+    if ticket_number is not None and ticket_limit is not None and about >= ticket_limit:
+        return f"rate limit: {about} automatic mails about ticket {ticket_number} today"
     return None
