@@ -11,13 +11,22 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from mailgate import msgids
+from mailgate.db import first
 from mailgate.message import ParsedMail
 from mailgate.models import Article, Ticket
 
 VIA_TOKEN, VIA_REFERENCE, VIA_SUBJECT = "token", "reference", "subject"
+
+# Built once (db.first).
+_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
+# The ticket of a message we received: joined, so the article's texts are not read.
+_BY_RECEIVED = (select(Ticket).join(Article, Article.ticket_id == Ticket.id)
+                .where(Article.message_id == bindparam("message_id"), Article.direction == "in")
+                .order_by(Article.id).limit(1))
 
 # A bare tag: "#123" not preceded by a word character or "&" (HTML entities).
 _BARE_TAG = re.compile(r"(?<![\w&#])#(\d{1,9})\b")
@@ -87,7 +96,7 @@ def thread(session: Session, mail: ParsedMail, tag: SubjectTag, domain: str) -> 
         if match:
             return _follow_merges(session, match)
     for number in tag.numbers(mail.subject):
-        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        ticket = first(session, _BY_NUMBER, number=number)
         if ticket:
             return _follow_merges(session, ThreadMatch(ticket, VIA_SUBJECT))
     return None
@@ -97,8 +106,8 @@ def _follow_merges(session: Session, match: ThreadMatch) -> ThreadMatch:
     seen = {match.ticket.number}
     while match.ticket.merged_into and match.ticket.merged_into not in seen:
         seen.add(match.ticket.merged_into)
-        target = session.exec(select(Ticket).where(Ticket.number == match.ticket.merged_into))
-        match = ThreadMatch(target.one(), match.via)
+        match = ThreadMatch(first(session, _BY_NUMBER, number=match.ticket.merged_into),
+                            match.via)
     return match
 
 
@@ -106,14 +115,10 @@ def _by_message_id(session: Session, message_id: str, domain: str) -> ThreadMatc
     ours = msgids.parse(message_id, domain)
     if ours:
         number, token = ours
-        ticket = session.exec(select(Ticket).where(Ticket.number == number)).first()
+        ticket = first(session, _BY_NUMBER, number=number)
         # A wrong token is a forgery or a guess: it threads nothing.
         if ticket and ticket.token == token:
             return ThreadMatch(ticket, VIA_TOKEN)
         return None
-    article = session.exec(
-        select(Article).where(Article.message_id == message_id, Article.direction == "in")
-    ).first()
-    if article:
-        return ThreadMatch(session.get(Ticket, article.ticket_id), VIA_REFERENCE)
-    return None
+    ticket = first(session, _BY_RECEIVED, message_id=message_id)
+    return ThreadMatch(ticket, VIA_REFERENCE) if ticket else None

