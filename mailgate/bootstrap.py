@@ -7,6 +7,7 @@ injected so that time-dependent code is testable without sleeping.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -35,6 +36,8 @@ class Services:
     own: OwnMarks
     rules: list[Rule] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
+    # Held around each pipeline transaction: worker processes take turns (turns.py).
+    turn: Callable[[], AbstractContextManager] = nullcontext
 
 
 def own_marks(config: Config) -> OwnMarks:

@@ -80,7 +80,7 @@ def _run_once(svc: Services, spool_id: int) -> Result | None:
     if raw is None:
         return None
     mail = parse(raw)
-    with session_scope(svc.engine) as session:
+    with svc.turn(), session_scope(svc.engine) as session:
         return _claimed_run(svc, session, spool_id, raw, mail)
 
 

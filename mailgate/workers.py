@@ -33,6 +33,7 @@ from sqlalchemy.exc import OperationalError
 
 from mailgate import bootstrap, config, logs, pipeline, spool
 from mailgate.intakefirst import IntakeFirst
+from mailgate.turns import Turns
 
 READY_TIMEOUT = 60.0  # seconds the daemon waits for its workers to start
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
@@ -53,9 +54,10 @@ class Signals:
         return self.stop or os.getppid() != self.parent
 
 
-def run(config_path: Path, wake: Connection, ready: Queue, done: Queue,
-        generation: Synchronized, log_setup: tuple[str, str], gate: IntakeFirst) -> None:
-    """A worker's main loop (the target of its process)."""
+def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queue,
+        done: Queue, generation: Synchronized, log_setup: tuple[str, str],
+        gate: IntakeFirst) -> None:
+    """The main loop of worker ``index`` of ``count`` (the target of its process)."""
     logs.setup(*log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
     state = Signals()
@@ -63,6 +65,7 @@ def run(config_path: Path, wake: Connection, ready: Queue, done: Queue,
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     seen = generation.value
     svc = bootstrap.build(config.load(config_path))
+    svc = replace(svc, turn=Turns(svc.engine, gate))
     ready.put(os.getpid())
     while not state.leaving():
         if generation.value != seen:
@@ -70,10 +73,9 @@ def run(config_path: Path, wake: Connection, ready: Queue, done: Queue,
             svc = _reloaded(svc, config_path)
         try:
             ids = spool.pending_ids(svc.engine)
-            for spool_id in ids:
+            for spool_id in share(ids, index, count):
                 if state.leaving():
                     return
-                gate.give_way()  # a message waiting for its 250 goes first
                 started = time.monotonic()
                 result = pipeline.process(svc, spool_id)
                 if result is not None:
@@ -108,6 +110,15 @@ def _reloaded(svc, config_path: Path):
     return replace(svc, policy=new.policy, rules=new.rules, templates=new.templates)
 
 
+def share(ids: list[int], index: int, count: int) -> list[int]:
+    """The pending ``ids`` worker ``index`` of ``count`` takes: its own (id modulo
+    count), so that workers do not read and parse the same message only for one of
+    them to lose the claim; when it has none of its own, all of them, so that mail
+    never waits for a worker that is busy or gone."""
+    mine = [i for i in ids if i % count == index]
+    return mine or ids
+
+
 class Pool:
     """The worker processes of one ``serve``."""
 
@@ -131,7 +142,7 @@ class Pool:
         os.set_blocking(self.wakers[n].fileno(), False)
         config_path, *rest = self.args
         return self.context.Process(target=run, name=f"mailgate-worker-{n}", daemon=True,
-                                    args=(config_path, reader, *rest))
+                                    args=(config_path, n, len(self.wakers), reader, *rest))
 
     def wake(self) -> None:
         """Tell every worker that there is mail (never blocks: a full pipe has news)."""

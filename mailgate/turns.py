@@ -1,0 +1,50 @@
+"""Pipeline workers take turns for their transactions on SQLite.
+
+SQLite has one writer.  Two worker processes that both begin a transaction meet in
+SQLite's busy handler, which sleeps 1, 2, 5, 10, 25 … ms between tries
+(sqlite3.c, ``sqliteDefaultBusyCallback``) whatever the other is doing: the waiting
+worker sleeps past the moment the lock came free, and two workers processed less than
+one (bench/RESULTS.md).  Here the transactions queue on an ``flock`` beside the
+database instead: the kernel wakes the next worker the moment the lock is released,
+and parsing (which runs before the transaction) overlaps with the other worker's
+transaction.  Inside its turn a worker still lets a due intake commit go first
+(``IntakeFirst``).
+
+PostgreSQL locks rows, not the database: there the turn is open to everyone.  The
+kernel drops the lock of a process that dies, so a killed worker blocks nobody.
+"""
+
+from __future__ import annotations
+
+import fcntl
+from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from mailgate.intakefirst import IntakeFirst
+
+
+class Turns:
+    """The turn of one worker process (``serve`` with ``[processing] workers``)."""
+
+    def __init__(self, engine: Engine, gate: IntakeFirst):
+        self.gate = gate
+        database = engine.url.database
+        self.handle = None
+        if engine.dialect.name == "sqlite" and database and database != ":memory:":
+            self.handle = open(Path(f"{database}-turn"), "a+b")  # noqa: SIM115 - for life
+
+    @contextmanager
+    def __call__(self):
+        """Wait for this worker's turn, let a due intake commit go, and hold the turn
+        for the block (the pipeline's transaction)."""
+        if self.handle is None:
+            yield
+            return
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        try:
+            self.gate.give_way()
+            yield
+        finally:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)

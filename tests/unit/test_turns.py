@@ -1,0 +1,52 @@
+"""turns and workers.share: pipeline workers take turns on SQLite and split the spool."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from mailgate.db import make_engine
+from mailgate.intakefirst import IntakeFirst
+from mailgate.turns import Turns
+from mailgate.workers import share
+
+
+def test_each_worker_takes_its_own_rows_first():
+    ids = [10, 11, 12, 13, 14]
+    assert share(ids, 0, 2) == [10, 12, 14]
+    assert share(ids, 1, 2) == [11, 13]
+    assert sorted(share(ids, 0, 2) + share(ids, 1, 2)) == ids
+
+
+def test_a_worker_with_none_of_its_own_takes_the_others():
+    # Worker 1 may be busy with a long message or gone: its rows still get processed.
+    assert share([10, 12], 1, 2) == [10, 12]
+    assert share([], 1, 2) == []
+
+
+def test_one_turn_at_a_time_on_a_sqlite_file(tmp_path):
+    engine = make_engine(f"sqlite:///{tmp_path / 'mailgate.db'}")
+    gate = IntakeFirst(enabled=True)
+    # Two Turns open the lock file twice, as two worker processes do.
+    first, second = Turns(engine, gate), Turns(engine, gate)
+    events = []
+
+    def other_worker():
+        with second():
+            events.append("second")
+
+    with first():
+        thread = threading.Thread(target=other_worker)
+        thread.start()
+        time.sleep(0.1)
+        events.append("first done")
+    thread.join(5)
+    assert events == ["first done", "second"]
+
+
+def test_a_database_without_a_file_takes_no_turn():
+    engine = make_engine("sqlite:///:memory:")
+    turn = Turns(engine, IntakeFirst(enabled=True))
+    assert turn.handle is None
+    with turn(), turn():  # nested: nothing to wait for
+        pass
