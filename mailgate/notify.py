@@ -164,8 +164,8 @@ class Notifier:
             envelope.references = tuple(refs[:1] + refs[1:][-(MAX_REFERENCES - 1):])
         mail = build(envelope, rendered, self.now, attach)
         enqueue(self.session, mail, template=notice.template,
-                       ticket_number=ticket.number if ticket else None,
-                       automatic=notice.automatic, now=self.now)
+                ticket_number=ticket.number if ticket else None,
+                automatic=notice.automatic, now=self.now)
 
 
 def quoted(text: str) -> str:

@@ -34,11 +34,12 @@ _SENT_ABOUT = select(func.count(Outbox.id)).where(
     Outbox.ticket_number == bindparam("number"), Outbox.automatic,
     Outbox.created_at > bindparam("day_ago")).scalar_subquery()
 _STANDING = select(_BOUNCING, _SENT_TO, _SENT_ABOUT)
+_BOUNCING_SINCE = select(_BOUNCING)
 
 
 def bouncing(session: Session, address: str) -> str | None:
     """Why no mail at all may go to ``address``: it bounces (until it writes again)."""
-    return _bounces(address, execute(session, select(_BOUNCING), address=address).scalar())
+    return _bounces(address, execute(session, _BOUNCING_SINCE, address=address).scalar())
 
 
 def _bounces(address: str, since: datetime | None) -> str | None:
