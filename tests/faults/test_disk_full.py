@@ -24,13 +24,19 @@ BODY = "The scan of the contract, as text.\n" + ("x" * 76 + "\n") * 250  # about
 
 @pytest.fixture
 def small_disk(tmp_path):
-    """An 8 MB tmpfs for the data folder ``var/``; unmounted after the test."""
+    """A 16 MB tmpfs for the data folder ``var/``; unmounted after the test.
+
+    ``huge=never``: where the kernel's default for tmpfs is huge pages, each file takes
+    at least 2 MB and the database, its WAL and its shared memory alone fill a small
+    disk before the test does.  One CI run met ENOSPC before the filler was even opened;
+    huge pages are the likeliest cause, and 16 MB leaves room if it was not that.
+    """
     data = tmp_path / "var"
     data.mkdir()
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system needs root")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=8m", "tmpfs", str(data)],
-                             capture_output=True, text=True)
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=16m,huge=never", "tmpfs",
+                              str(data)], capture_output=True, text=True)
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
     try:
@@ -41,6 +47,9 @@ def small_disk(tmp_path):
 
 def fill(folder) -> int:
     """Write a file in ``folder`` until the file system is full; its size."""
+    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
+    assert free > 1 << 20, f"the disk was full before the test filled it: {sizes}"
     written = 0
     with open(folder / "filler", "wb") as fh:
         try:
