@@ -349,4 +349,5 @@ class Daemon:
         await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
         for waiter in waiters:
             waiter.cancel()
-        event.clear()
+        if event is not self.stopping:  # a stop, once come, stays: the loops end on it
+            event.clear()

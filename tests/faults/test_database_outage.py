@@ -13,6 +13,7 @@ from __future__ import annotations
 import glob
 import os
 import shutil
+import signal
 import smtplib
 import subprocess
 import tempfile
@@ -25,7 +26,16 @@ import pytest
 import sqlalchemy
 
 from tests.faults.traffic import processed, smtp_reply, wait_for
-from tests.helpers import MAILGATE, PROJECT, Home, free_port, mail, make_home, serving
+from tests.helpers import (
+    MAILGATE,
+    PROJECT,
+    Home,
+    free_port,
+    mail,
+    make_home,
+    serving,
+    start_serve,
+)
 from tests.ledger import count
 
 pytestmark = pytest.mark.e2e
@@ -254,3 +264,25 @@ def test_postgresql_stopped_for_a_while_tempfails_every_door_then_loses_nothing(
         report(outage_figures(doors, query, tempfails, seconds))
     finally:
         engine.dispose()
+
+
+def test_sigterm_while_the_pipeline_waits_for_the_database_stops_the_daemon(
+        tmp_path, own_postgres):
+    """A stop that comes while the pipeline backs off from an unavailable database
+    ends ``serve`` with 0, as systemd expects, and does not wait for the database."""
+    up, down, url = own_postgres
+    home = on_database(tmp_path, url, "smtp")
+    home.cli("db", "upgrade")
+    log = home.root / "serve.log"
+    proc = start_serve(home)
+    try:
+        down()
+        wait_for(lambda: "pipeline waits" in log.read_text(), 30,
+                 "the pipeline backing off from the stopped database")
+        proc.send_signal(signal.SIGTERM)
+        code = proc.wait(timeout=30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        up()
+    assert code == 0, log.read_text()
