@@ -39,6 +39,10 @@ def small_disk(tmp_path):
                               str(data)], capture_output=True, text=True)
     if mounted.returncode:
         pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.strip()}")
+    # The filler is made now, while the disk is empty: the test is about writes to a
+    # full disk, and one CI run could not create a new file on it late in the suite
+    # while statvfs still counted free blocks.
+    (data / "filler").touch()
     try:
         yield data
     finally:
@@ -47,11 +51,11 @@ def small_disk(tmp_path):
 
 def fill(folder) -> int:
     """Write a file in ``folder`` until the file system is full; its size."""
-    free = os.statvfs(folder).f_bavail * os.statvfs(folder).f_frsize
+    stat = os.statvfs(folder)
     sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
-    assert free > 1 << 20, f"the disk was full before the test filled it: {sizes}"
+    assert stat.f_bavail * stat.f_frsize > 1 << 20, f"the disk was full already: {sizes}"
     written = 0
-    with open(folder / "filler", "wb") as fh:
+    with open(folder / "filler", "ab") as fh:
         try:
             while True:
                 fh.write(bytes(64 * 1024))
