@@ -11,7 +11,7 @@ from mailgate import tickets
 from mailgate.bootstrap import Services
 from mailgate.config import MailboxConfig
 from mailgate.message import ParsedMail
-from mailgate.models import Article, Spool, Ticket
+from mailgate.models import Spool, Ticket
 from mailgate.notify import Notifier
 
 
@@ -41,8 +41,8 @@ class Run:
     now: datetime
     notifier: Notifier
 
-    def add_article(self, ticket: Ticket) -> Article:
-        """Store this message as an article of ``ticket``."""
+    def add_article(self, ticket: Ticket) -> int:
+        """Store this message as an article of ``ticket``; the article's id."""
         return tickets.add_article(
             self.session, ticket, self.mail, spool_id=self.row.id, now=self.now,
             max_attachment_size=self.svc.config.tickets.max_attachment_size)

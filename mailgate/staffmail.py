@@ -23,10 +23,10 @@ from mailgate.spool import PROCESSED
 def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) -> Result:
     """Apply a staff mail to ``ticket``."""
     cfg = run.svc.config
-    article = run.add_article(ticket)
+    article_id = run.add_article(ticket)
     verdict = staffauth.authenticate(cfg.staff, run.mail, run.raw, run.row.mail_from)
     if not verdict.ok:
-        return _refuse(run, sender, ticket, company, article, [], verdict.reason)
+        return _refuse(run, sender, ticket, company, article_id, [], verdict.reason)
     lines, text = mailcommands.split(quotes.new_part(run.mail.text))
     commands = mailcommands.Run(
         run.session, run.svc.policy, ticket, company, sender.address, run.now, run.row.id,
@@ -34,10 +34,9 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
         rules=run.svc.rules, sales_address=run.mailbox.sales_address)
     plan = mailcommands.plan(commands, lines)
     if plan.errors:
-        return _refuse(run, sender, ticket, company, article, plan.errors, "")
+        return _refuse(run, sender, ticket, company, article_id, plan.errors, "")
     applied = plan.apply()
-    article.internal = commands.internal
-    run.session.add(article)
+    tickets.set_internal(run.session, article_id, commands.internal)
     replied = not commands.internal and bool(text.strip())
     if replied and ticket.first_response_at is None:
         ticket.first_response_at = run.now
@@ -57,10 +56,9 @@ def handle(run: Run, sender: Sender, ticket: Ticket, company: Company | None) ->
 
 
 def _refuse(run: Run, sender: Sender, ticket: Ticket, company: Company | None,
-            article: Article, errors: list[str], auth_failure: str) -> Result:
+            article_id: int, errors: list[str], auth_failure: str) -> Result:
     """Keep the mail as an internal article, apply nothing, tell the sender why."""
-    article.internal = True
-    run.session.add(article)
+    tickets.set_internal(run.session, article_id, True)
     kind = "staff_auth_failed" if auth_failure else "commands_refused"
     why = auth_failure or "; ".join(errors)
     tickets.record(run.session, ticket, kind, run.now, actor=sender.address, detail=why,
