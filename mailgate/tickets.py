@@ -38,9 +38,10 @@ _BUMP = (
                        else_=Counter.value + 1))
     .returning(Counter.value)
 )
-_ARTICLE = Article.__table__.insert().returning(Article.__table__.c.id)
+_ARTICLES = Article.__table__
+_ARTICLE = _ARTICLES.insert().returning(_ARTICLES.c.id)
 _ATTACHMENT = Attachment.__table__.insert()
-_INTERNAL = (update(Article.__table__).where(Article.__table__.c.id == bindparam("article_id"))
+_INTERNAL = (update(_ARTICLES).where(_ARTICLES.c.id == bindparam("article_id"))
              .values(internal=bindparam("internal")))
 _EVENT = Event.__table__.insert()
 _PARTICIPANT = Participant.__table__.insert()
