@@ -1,7 +1,8 @@
 """The pipeline alone, in this process: ``python bench/inproc.py [N]``.
 
 Spools N corpus mails (default 300) into a fresh bench home and runs
-``pipeline.process`` on each, with no SMTP, no daemon and no other writer: the CPU a
+``pipeline.process_pending`` on them (batches of transactions, as the daemon
+runs them), with no SMTP, no daemon and no other writer: the CPU a
 mail costs the pipeline and nothing else.  Prints wall and CPU milliseconds a mail.
 For a profile, run it under py-spy (``py-spy record -r 500 -o out.svg -- python
 bench/inproc.py 600``).
@@ -35,10 +36,8 @@ def main() -> None:
     now = datetime.now(UTC)
     spool.intake_many(svc.engine, [spool.Incoming(m.raw, "smtp", m.sender, [MAILBOX], now)
                                    for m in corpus.generate(count, 8)])
-    done, wall, cpu = 0, time.perf_counter(), time.process_time()
-    while ids := spool.pending_ids(svc.engine):
-        for spool_id in ids:
-            done += pipeline.process(svc, spool_id) is not None
+    wall, cpu = time.perf_counter(), time.process_time()
+    done = len(pipeline.process_pending(svc))
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
     print(f"{done} mails in {wall:.2f} s: {wall / done * 1000:.1f} ms a mail, "
           f"{cpu / done * 1000:.1f} ms of CPU ({home.root})")

@@ -22,7 +22,6 @@ import queue
 import signal
 import socket
 import threading
-import time
 import weakref
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
@@ -311,23 +310,29 @@ class Daemon:
         while not self.stopping.is_set():
             try:
                 ids = await asyncio.to_thread(spool.pending_ids, self.svc.engine)
-                for spool_id in ids:
-                    if self.stopping.is_set():
-                        return
-                    await asyncio.to_thread(self.gate.give_way)
-                    started = time.monotonic()
-                    result = await asyncio.to_thread(pipeline.process, self.svc, spool_id)
-                    if self.metrics is not None and result is not None:
-                        self.metrics.observe(time.monotonic() - started)
-                    self.processed += result is not None
-                    self.queued.set()
-                    self.worked.set()
+                await self._process(ids)
             except OperationalError as exc:
                 log.error("database unavailable, pipeline waits %ss: %s", DB_BACKOFF, exc)
                 await self._nap(self.stopping, DB_BACKOFF)
                 continue
             if not ids:
                 await self._nap(self.spooled, IDLE_POLL)
+
+    async def _process(self, ids: list[int]) -> None:
+        """Process ``ids`` a batch (one transaction) at a time, each after a due intake
+        commit (``IntakeFirst``), until done or stopping."""
+        batches = pipeline.batches(self.svc, ids, self.gate.due, self.stopping.is_set)
+        while True:
+            await asyncio.to_thread(self.gate.give_way)
+            done = await asyncio.to_thread(next, batches, None)
+            if done is None:
+                return
+            for item in done:
+                if self.metrics is not None:
+                    self.metrics.observe(item.ms / 1000)
+            self.processed += len(done)
+            self.queued.set()
+            self.worked.set()
 
     async def _outbox_worker(self) -> None:
         transport = send.make_transport(self.svc.config.outbound)

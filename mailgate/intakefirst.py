@@ -46,6 +46,11 @@ class IntakeFirst:
             self.commits.value += 1
             self.waiting.value -= 1
 
+    def due(self) -> bool:
+        """True while the listener waits to commit (SQLite only): a pipeline batch
+        commits after the message it is on, and the next one gives way."""
+        return self.enabled and self.waiting.value > 0
+
     def give_way(self) -> None:
         """Let the commit the listener has due go first (SQLite only)."""
         if not self.enabled or not self.waiting.value:

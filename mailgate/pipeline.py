@@ -13,6 +13,9 @@ from __future__ import annotations
 import logging
 import time
 import traceback
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlmodel import Session
@@ -45,6 +48,35 @@ from mailgate.senders import STAFF, UNKNOWN, Sender
 log = logging.getLogger("mailgate.pipeline")
 
 
+# A batch's transaction ends after this many messages or seconds, whichever comes
+# first, or as soon as intake has a commit due (``svc.turn.due``).  One commit (one
+# disk flush, one BEGIN, one turn) then serves several messages; the bounds keep the
+# database's write lock, and a PostgreSQL counter row, from being held for long.
+BATCH_SIZE = 16
+BATCH_SECONDS = 0.05
+# Parsed messages waiting for a batch hold their bytes and their tree in memory.
+BATCH_BYTES = 8 * 1024 * 1024
+
+
+@dataclass
+class Prepared:
+    """A pending message read and parsed before its transaction, or why it could not be."""
+
+    spool_id: int
+    raw: bytes = b""
+    mail: ParsedMail | None = None
+    error: str | None = None
+
+
+@dataclass
+class Done:
+    """A message processed in a batch, with the milliseconds it took."""
+
+    spool_id: int
+    result: Result
+    ms: float
+
+
 def process(svc: Services, spool_id: int) -> Result | None:
     """Process one pending spool row; None when another worker had it already.
 
@@ -55,33 +87,96 @@ def process(svc: Services, spool_id: int) -> Result | None:
     the first could not create.  Any other error marks it failed with its traceback
     so that it can be retried once fixed.
     """
-    started = time.monotonic()
-    try:
-        try:
-            result = _run_once(svc, spool_id)
-        except IntegrityError:
-            log.info("spool=%s met a concurrent insert; processing it again", spool_id)
-            result = _run_once(svc, spool_id)
-    except OperationalError:
-        raise
-    except Exception:  # noqa: BLE001 - kept with its traceback, never dropped
-        spool.mark_failed(svc.engine, spool_id, traceback.format_exc(limit=20))
-        log.exception("spool=%s failed", spool_id)
-        return Result(spool.FAILED, "failed")
-    if result is not None:
-        _log_line(spool_id, result, (time.monotonic() - started) * 1000)
-    return result
+    item = prepare(svc, spool_id)
+    if item is None:
+        return None
+    done = process_batch(svc, deque([item]))
+    return done[0].result if done else None
 
 
-def _run_once(svc: Services, spool_id: int) -> Result | None:
-    # Parse before the transaction: on SQLite its first statement, the claim, takes
-    # the database's one write lock, and intake waits for it until the commit.
+def prepare(svc: Services, spool_id: int) -> Prepared | None:
+    """Read and parse the pending row ``spool_id`` (None when it is not pending).
+
+    This runs before the transaction: on SQLite its first statement, the claim, takes
+    the database's one write lock, and intake waits for it until the commit.  A
+    message the parser cannot take is marked failed in the batch's transaction.
+    """
     raw = spool.pending_raw(svc.engine, spool_id)
     if raw is None:
         return None
-    mail = parse(raw)
+    try:
+        return Prepared(spool_id, raw, parse(raw))
+    except Exception:  # noqa: BLE001 - kept with its traceback, never dropped
+        return Prepared(spool_id, raw, error=traceback.format_exc(limit=20))
+
+
+def prepare_batch(svc: Services, spool_ids: list[int]) -> deque[Prepared]:
+    """The messages of ``spool_ids`` read and parsed, at most ``BATCH_SIZE`` of them
+    and ``BATCH_BYTES`` together (the first always)."""
+    batch: deque[Prepared] = deque()
+    size = 0
+    for spool_id in spool_ids:
+        if len(batch) >= BATCH_SIZE or (batch and size >= BATCH_BYTES):
+            break
+        item = prepare(svc, spool_id)
+        if item is not None:
+            batch.append(item)
+            size += len(item.raw)
+    return batch
+
+
+def process_batch(svc: Services, batch: deque[Prepared],
+                  intake_due: Callable[[], bool] = lambda: False) -> list[Done]:
+    """Process prepared messages from the left of ``batch`` in one transaction, each
+    in a savepoint of its own, until the batch is empty, ``BATCH_SIZE`` or
+    ``BATCH_SECONDS`` is reached, or ``intake_due`` says that the listener waits to
+    commit (``IntakeFirst.due``); what is left stays in ``batch``.
+
+    Each message is processed as ``process`` describes: a failure rolls back its own
+    savepoint only and marks it failed.  A database that is unavailable rolls the whole
+    transaction back (every message of it stays pending) and raises OperationalError.
+    The log lines are written once the transaction has committed.
+    """
+    done: list[Done] = []
+    started = time.monotonic()
     with svc.turn(), session_scope(svc.engine) as session:
-        return _claimed_run(svc, session, spool_id, raw, mail)
+        while batch:
+            item = batch.popleft()
+            began = time.monotonic()
+            result = _one(svc, session, item)
+            if result is not None:
+                done.append(Done(item.spool_id, result, (time.monotonic() - began) * 1000))
+            if (len(done) >= BATCH_SIZE or time.monotonic() - started >= BATCH_SECONDS
+                    or intake_due()):
+                break
+    for item in done:
+        _log_line(item.spool_id, item.result, item.ms)
+    return done
+
+
+def _one(svc: Services, session: Session, item: Prepared) -> Result | None:
+    """One message in a savepoint; run again once after a concurrent unique insert."""
+    try:
+        if item.error is not None:
+            raise MessageUnreadable(item.error)
+        try:
+            with session.begin_nested():
+                return _claimed_run(svc, session, item.spool_id, item.raw, item.mail)
+        except IntegrityError:
+            log.info("spool=%s met a concurrent insert; processing it again", item.spool_id)
+            with session.begin_nested():
+                return _claimed_run(svc, session, item.spool_id, item.raw, item.mail)
+    except OperationalError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - kept with its traceback, never dropped
+        error = exc.args[0] if isinstance(exc, MessageUnreadable) else None
+        spool.fail(session, item.spool_id, error or traceback.format_exc(limit=20))
+        log.exception("spool=%s failed", item.spool_id)
+        return Result(spool.FAILED, "failed")
+
+
+class MessageUnreadable(Exception):
+    """The parser raised on the message; its traceback is the argument."""
 
 
 def _log_line(spool_id: int, result: Result, ms: float) -> None:
@@ -94,14 +189,28 @@ def _log_line(spool_id: int, result: Result, ms: float) -> None:
              *fields.values(), extra=fields)
 
 
+def batches(svc: Services, spool_ids: list[int],
+            intake_due: Callable[[], bool] = lambda: False,
+            stop: Callable[[], bool] = lambda: False) -> Iterator[list[Done]]:
+    """Process the pending rows ``spool_ids`` in order, a batch at a time (see
+    ``process_batch``); yields what each transaction processed.  Stops between two
+    transactions once ``stop`` says so (what is left stays pending)."""
+    remaining = list(spool_ids)
+    while remaining and not stop():
+        batch = prepare_batch(svc, remaining)
+        if not batch:
+            return
+        remaining = remaining[remaining.index(batch[-1].spool_id) + 1:]
+        while batch and not stop():
+            yield process_batch(svc, batch, intake_due)
+
+
 def process_pending(svc: Services) -> list[Result]:
     """Process every pending row now (the doors that run without the daemon)."""
     results = []
     while ids := spool.pending_ids(svc.engine):
-        for spool_id in ids:
-            result = process(svc, spool_id)
-            if result is not None:
-                results.append(result)
+        for done in batches(svc, ids):
+            results += [item.result for item in done]
     return results
 
 

@@ -50,6 +50,8 @@ _OUTCOME = update(Spool).where(Spool.id == bindparam("spool_id")).values(
     state=bindparam("new_state"), outcome=bindparam("new_outcome"),
     ticket_number=bindparam("number"), notes=bindparam("new_notes"),
     processed_at=bindparam("at"))
+_FAILED = update(Spool).where(Spool.id == bindparam("spool_id"), Spool.state == PENDING).values(
+    state=FAILED, error=bindparam("error"), attempts=Spool.attempts + 1)
 
 
 @dataclass(frozen=True)
@@ -189,14 +191,10 @@ def record_outcome(session: Session, row: Spool) -> None:
             number=row.ticket_number, new_notes=row.notes, at=row.processed_at)
 
 
-def mark_failed(engine: Engine, spool_id: int, error: str) -> None:
-    """Keep a row whose processing raised, with its error, for ``spool retry``."""
-    with session_scope(engine) as session:
-        session.execute(
-            update(Spool)
-            .where(Spool.id == spool_id, Spool.state == PENDING)
-            .values(state=FAILED, error=error, attempts=Spool.attempts + 1)
-        )
+def fail(session: Session, spool_id: int, error: str) -> None:
+    """Keep a row whose processing raised, with its error, for ``spool retry``; in the
+    caller's transaction (the batch the row was processed in)."""
+    execute(session, _FAILED, spool_id=spool_id, error=error)
 
 
 def retry(engine: Engine, ids: list[int] | None = None) -> list[int]:

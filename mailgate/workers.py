@@ -73,13 +73,12 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             svc = _reloaded(svc, config_path)
         try:
             ids = spool.pending_ids(svc.engine)
-            for spool_id in share(ids, index, count):
-                if state.leaving():
-                    return
-                started = time.monotonic()
-                result = pipeline.process(svc, spool_id)
-                if result is not None:
-                    done.put((time.monotonic() - started, result.outcome))
+            for batch in pipeline.batches(svc, share(ids, index, count), gate.due,
+                                          state.leaving):
+                for item in batch:
+                    done.put((item.ms / 1000, item.result.outcome))
+            if state.leaving():
+                return
         except OperationalError as exc:
             log.error("database unavailable, worker waits %ss: %s", DB_BACKOFF, exc)
             time.sleep(DB_BACKOFF)

@@ -1,0 +1,137 @@
+"""Batches: several pending mails processed in one transaction, each in its own savepoint.
+
+What an operator relies on: a mail that fails in a batch is kept as failed with its
+traceback while the others of the batch get their tickets; a database that fails
+leaves the whole batch pending; a batch ends as soon as intake has a commit due.
+"""
+
+from __future__ import annotations
+
+import email.policy
+
+import pytest
+from sqlalchemy import event
+from sqlalchemy.exc import OperationalError
+
+from mailgate import pipeline, spool
+from tests.desk import Desk
+from tests.helpers import mail
+
+
+@pytest.fixture
+def desk(tmp_path) -> Desk:
+    return Desk(tmp_path)
+
+
+def spooled(desk: Desk, *subjects: str) -> list[int]:
+    """Spool one mail from Acme's contact per subject, without processing them."""
+    ids = []
+    for n, subject in enumerate(subjects):
+        raw = mail("mario@acme.it", subject, f"Request {n}\n").as_bytes(policy=email.policy.SMTP)
+        ids.append(spool.intake(desk.svc.engine, raw, door="smtp", mail_from="mario@acme.it",
+                                rcpt_tos=["hd@example.com"], now=desk.clock()).spool_id)
+    return ids
+
+
+def commits(desk: Desk) -> list[int]:
+    """A list that grows by one with every commit on the desk's engine."""
+    seen: list[int] = []
+    event.listen(desk.svc.engine, "commit", lambda conn: seen.append(1))
+    return seen
+
+
+def states(desk: Desk) -> list[tuple]:
+    return desk.home.query("SELECT state, ticket_number FROM spool ORDER BY id")
+
+
+def test_pending_mails_share_one_transaction_and_each_gets_its_ticket(desk):
+    ids = spooled(desk, "Printer", "Scanner", "Mouse")
+    counted = commits(desk)
+    [done] = list(pipeline.batches(desk.svc, ids))
+    assert [d.result.ticket for d in done] == [10000, 10001, 10002]
+    assert len(counted) == 1
+    assert states(desk) == [("processed", 10000), ("processed", 10001), ("processed", 10002)]
+    assert len(desk.outbox("mario@acme.it")) == 3
+
+
+def test_a_failing_mail_fails_alone_and_the_rest_of_its_batch_commits(desk, monkeypatch):
+    real = pipeline.steps
+
+    def fragile(run):
+        if run.mail.subject == "Scanner":
+            raise RuntimeError("simulated bug on the scanner mail")
+        return real(run)
+
+    monkeypatch.setattr(pipeline, "steps", fragile)
+    ids = spooled(desk, "Printer", "Scanner", "Mouse")
+    results = pipeline.process_pending(desk.svc)
+    assert [r.state for r in results] == ["processed", "failed", "processed"]
+    rows = desk.home.query("SELECT state, attempts, error FROM spool ORDER BY id")
+    assert [r[0] for r in rows] == ["processed", "failed", "processed"]
+    assert rows[1][1] == 1 and "simulated bug on the scanner mail" in rows[1][2]
+    # Nothing of the failed mail stays: no ticket, no auto-reply for it.
+    assert [t.subject for t in desk.tickets()] == ["Printer", "Mouse"]
+    assert len(desk.outbox("mario@acme.it")) == 2
+
+    monkeypatch.undo()
+    assert spool.retry(desk.svc.engine) == [ids[1]]
+    [retried] = pipeline.process_pending(desk.svc)
+    assert (retried.outcome, retried.ticket) == ("created", 10002)
+
+
+def test_an_unparsable_mail_is_failed_with_its_traceback(desk, monkeypatch):
+    real = pipeline.parse
+
+    def picky(raw):
+        if b"Scanner" in raw:
+            raise ValueError("parser gave up on the scanner mail")
+        return real(raw)
+
+    monkeypatch.setattr(pipeline, "parse", picky)
+    spooled(desk, "Printer", "Scanner")
+    assert [r.state for r in pipeline.process_pending(desk.svc)] == ["processed", "failed"]
+    [(state, error)] = desk.home.query("SELECT state, error FROM spool WHERE state = 'failed'")
+    assert "ValueError: parser gave up on the scanner mail" in error
+
+
+def test_a_database_failure_leaves_the_whole_batch_pending(desk, monkeypatch):
+    real = pipeline.steps
+
+    def unavailable(run):
+        if run.mail.subject == "Mouse":
+            raise OperationalError("INSERT …", {}, Exception("disk I/O error"))
+        return real(run)
+
+    monkeypatch.setattr(pipeline, "steps", unavailable)
+    ids = spooled(desk, "Printer", "Mouse")
+    with pytest.raises(OperationalError):
+        list(pipeline.batches(desk.svc, ids))
+    assert states(desk) == [("pending", None), ("pending", None)]
+    assert desk.tickets() == [] and desk.outbox() == []
+
+
+def test_a_batch_commits_as_soon_as_intake_has_a_commit_due(desk):
+    ids = spooled(desk, "Printer", "Scanner", "Mouse")
+    due = iter([False, True, False])  # the listener starts waiting during the second mail
+    counted = commits(desk)
+    done = list(pipeline.batches(desk.svc, ids, intake_due=lambda: next(due)))
+    assert [[d.result.ticket for d in batch] for batch in done] == [[10000, 10001], [10002]]
+    assert len(counted) == 2
+
+
+def test_a_batch_is_bounded_by_size(desk, monkeypatch):
+    monkeypatch.setattr(pipeline, "BATCH_SIZE", 2)
+    ids = spooled(desk, *(f"Request {n}" for n in range(5)))
+    sizes = [len(batch) for batch in pipeline.batches(desk.svc, ids)]
+    assert sizes == [2, 2, 1]
+    assert [s for s, _ in states(desk)] == ["processed"] * 5
+
+
+def test_a_stop_between_batches_leaves_the_rest_pending(desk, monkeypatch):
+    monkeypatch.setattr(pipeline, "BATCH_SIZE", 2)
+    ids = spooled(desk, *(f"Request {n}" for n in range(5)))
+    batches, stopping = pipeline.batches(desk.svc, ids, stop=lambda: bool(stopping)), []
+    assert len(next(batches)) == 2
+    stopping.append(True)
+    assert list(batches) == []
+    assert [s for s, _ in states(desk)] == ["processed"] * 2 + ["pending"] * 3
