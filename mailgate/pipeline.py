@@ -144,6 +144,9 @@ def process_batch(svc: Services, batch: deque[Prepared],
             item = batch.popleft()
             began = time.monotonic()
             result = _one(svc, session, item)
+            # Each message starts from what the database holds, as in a transaction of
+            # its own: no object one message loaded is taken, stale, by the next.
+            session.expunge_all()
             if result is not None:
                 done.append(Done(item.spool_id, result, (time.monotonic() - began) * 1000))
             if (len(done) >= BATCH_SIZE or time.monotonic() - started >= BATCH_SECONDS

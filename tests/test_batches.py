@@ -19,7 +19,9 @@ from tests.helpers import mail
 
 
 @pytest.fixture
-def desk(tmp_path) -> Desk:
+def desk(tmp_path, monkeypatch) -> Desk:
+    # Batches bounded by count and intake only: a slow machine must not split them.
+    monkeypatch.setattr(pipeline, "BATCH_SECONDS", 60.0)
     return Desk(tmp_path)
 
 
@@ -135,3 +137,9 @@ def test_a_stop_between_batches_leaves_the_rest_pending(desk, monkeypatch):
     stopping.append(True)
     assert list(batches) == []
     assert [s for s, _ in states(desk)] == ["processed"] * 2 + ["pending"] * 3
+
+
+def test_a_batch_is_bounded_in_time(desk, monkeypatch):
+    monkeypatch.setattr(pipeline, "BATCH_SECONDS", 0.0)  # every mail is past the bound
+    ids = spooled(desk, "Printer", "Scanner")
+    assert [len(batch) for batch in pipeline.batches(desk.svc, ids)] == [1, 1]
