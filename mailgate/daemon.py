@@ -46,6 +46,7 @@ from mailgate.metrics import serve as metrics_http
 from mailgate.models import Outbox, Spool
 from mailgate.outbound import send
 from mailgate.senders import sync
+from mailgate.turns import Turns
 
 log = logging.getLogger("mailgate.daemon")
 
@@ -70,6 +71,10 @@ class Daemon:
         self.queued = asyncio.Event()
         # SQLite has one writer: the listener's commits go before the pipeline's.
         self.gate = IntakeFirst(enabled=svc.engine.dialect.name == "sqlite")
+        # The in-process pipeline and the outbox take turns for their write
+        # transactions on SQLite, as worker processes do (turns.py).
+        self.pipeline_turn = Turns(svc.engine, self.gate)
+        self.outbox_turn = Turns(svc.engine, self.gate)
         self.handler = SpoolHandler(svc, self._spooled, self.gate)
         self.pool: workers.Pool | None = None  # pipeline worker processes, if any
         # Weak: a closed connection's session goes with it (a set kept every one, and
@@ -319,11 +324,11 @@ class Daemon:
                 await self._nap(self.spooled, IDLE_POLL)
 
     async def _process(self, ids: list[int]) -> None:
-        """Process ``ids`` a batch (one transaction) at a time, each after a due intake
-        commit (``IntakeFirst``), until done or stopping."""
-        batches = pipeline.batches(self.svc, ids, self.gate.due, self.stopping.is_set)
+        """Process ``ids`` a batch (one transaction, in its turn) at a time, until done
+        or stopping."""
+        svc = replace(self.svc, turn=self.pipeline_turn)
+        batches = pipeline.batches(svc, ids, self.gate.due, self.stopping.is_set)
         while True:
-            await asyncio.to_thread(self.gate.give_way)
             done = await asyncio.to_thread(next, batches, None)
             if done is None:
                 return
@@ -340,7 +345,7 @@ class Daemon:
             try:
                 handled = await asyncio.to_thread(
                     send.drain, self.svc.engine, transport, self.svc.config.outbound,
-                    self.svc.clock(), stop=self.stopping.is_set,
+                    self.svc.clock(), stop=self.stopping.is_set, turn=self.outbox_turn,
                 )
             except OperationalError as exc:
                 log.error("database unavailable, outbox waits %ss: %s", DB_BACKOFF, exc)

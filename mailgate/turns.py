@@ -1,4 +1,4 @@
-"""Pipeline workers take turns for their transactions on SQLite.
+"""Pipeline workers and the outbox take turns for their transactions on SQLite.
 
 SQLite has one writer.  Two worker processes that both begin a transaction meet in
 SQLite's busy handler, which sleeps 1, 2, 5, 10, 25 … ms between tries
@@ -7,8 +7,10 @@ worker sleeps past the moment the lock came free, and two workers processed less
 one (bench/RESULTS.md).  Here the transactions queue on an ``flock`` beside the
 database instead: the kernel wakes the next worker the moment the lock is released,
 and parsing (which runs before the transaction) overlaps with the other worker's
-transaction.  Inside its turn a worker still lets a due intake commit go first
-(``IntakeFirst``).
+transaction.  The outbox's claim and record transactions take the same turns: beside
+a worker that holds the write lock most of the time, the outbox slept in the busy
+handler and the worker then waited for the outbox (bench/RESULTS.md).  Inside its
+turn a writer still lets a due intake commit go first (``IntakeFirst``).
 
 PostgreSQL locks rows, not the database: there the turn is open to everyone.  The
 kernel drops the lock of a process that dies, so a killed worker blocks nobody.
@@ -26,7 +28,8 @@ from mailgate.intakefirst import IntakeFirst
 
 
 class Turns:
-    """The turn of one worker process (``serve`` with ``[processing] workers``)."""
+    """The turn of one writer: a worker process, the daemon's own pipeline thread, or
+    its outbox worker."""
 
     def __init__(self, engine: Engine, gate: IntakeFirst):
         self.gate = gate

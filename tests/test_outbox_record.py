@@ -5,7 +5,12 @@ from __future__ import annotations
 
 import threading
 
+import pytest
+
+from mailgate.intakefirst import IntakeFirst
 from mailgate.outbound import send
+from mailgate.turns import Turns
+from tests import dbs
 from tests.desk import Desk
 from tests.helpers import mail
 
@@ -81,3 +86,38 @@ def test_a_stop_during_a_batch_gives_back_what_was_not_sent(tmp_path):
     every = [row_id for (row_id,) in desk.home.query("SELECT id FROM outbox ORDER BY id")]
     assert sorted(transport.sent) == every
     assert desk.home.query("SELECT DISTINCT state, attempts FROM outbox") == [("sent", 1)]
+
+
+class ListTransport:
+    """Delivers to a list."""
+
+    def __init__(self):
+        self.sent: list[int] = []
+
+    def send(self, row) -> None:
+        self.sent.append(row.id)
+
+
+@pytest.mark.skipif(dbs.POSTGRESQL, reason="PostgreSQL locks rows: there the turn is open")
+def test_the_outbox_waits_for_a_pipeline_workers_turn(tmp_path):
+    # On SQLite the outbox takes the same turns as the pipeline workers (turns.py): it
+    # queues behind a worker's transaction instead of sleeping in SQLite's busy handler.
+    desk = Desk(tmp_path)
+    desk.deliver(mail("mario@acme.it", "Printer"))
+    gate = IntakeFirst(enabled=True)
+    worker, outbox = Turns(desk.svc.engine, gate), Turns(desk.svc.engine, gate)
+    transport, finished = ListTransport(), threading.Event()
+
+    def drain():
+        send.drain(desk.svc.engine, transport, desk.svc.config.outbound, desk.clock(),
+                   turn=outbox)
+        finished.set()
+
+    with worker():
+        drainer = threading.Thread(target=drain)
+        drainer.start()
+        assert not finished.wait(0.5), "the outbox wrote during a worker's turn"
+        assert transport.sent == []
+    drainer.join(10)
+    assert finished.is_set() and len(transport.sent) == 2
+    assert desk.home.query("SELECT state FROM outbox") == [("sent",)] * 2

@@ -16,6 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -89,7 +90,8 @@ def backoff(attempts: int) -> timedelta:
 
 
 def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
-          batch: int = 100, stop: Callable[[], bool] = lambda: False) -> int:
+          batch: int = 100, stop: Callable[[], bool] = lambda: False,
+          turn: Callable[[], AbstractContextManager] = nullcontext) -> int:
     """Send the due rows, oldest first, until ``stop()``; returns how many were due."""
     with session_scope(engine) as session:
         due = session.exec(
@@ -101,7 +103,7 @@ def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
     for start in range(0, len(due), SEND_BATCH):
         if stop():
             break
-        _attempt(engine, transport, config, due[start:start + SEND_BATCH], now, stop)
+        _attempt(engine, transport, config, due[start:start + SEND_BATCH], now, stop, turn)
     return len(due)
 
 
@@ -120,12 +122,13 @@ def _waits_for_older():
 
 
 def _attempt(engine: Engine, transport, config: OutboundConfig, row_ids: list[int],
-             now: datetime, stop: Callable[[], bool]) -> None:
+             now: datetime, stop: Callable[[], bool],
+             turn: Callable[[], AbstractContextManager]) -> None:
     # Claim the rows with a lease (their next attempt moves past the send), send with
     # no transaction open, then record the results: two commits for the whole batch.
     # Another worker skips a leased row; if this process dies while sending, the
     # lease runs out and the rows not recorded as sent are tried again.
-    with session_scope(engine) as session:
+    with turn(), session_scope(engine) as session:
         claimed = claim_rows(session, Outbox, row_ids, Outbox.state == "queued",
                              Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
         rows = session.exec(select(Outbox).where(Outbox.id.in_(claimed))
@@ -139,7 +142,7 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_ids: list[in
         results[row.id] = ({"next_attempt_at": now, "attempts": row.attempts} if late
                            else _send_one(transport, config, row, now))
     if results:
-        _record(engine, results)
+        _record(engine, results, turn)
 
 
 def _send_one(transport, config: OutboundConfig, row: Outbox, now: datetime) -> dict:
@@ -154,7 +157,8 @@ def _send_one(transport, config: OutboundConfig, row: Outbox, now: datetime) -> 
     return {**changes, "attempts": row.attempts + 1}
 
 
-def _record(engine: Engine, results: dict[int, dict]) -> None:
+def _record(engine: Engine, results: dict[int, dict],
+            turn: Callable[[], AbstractContextManager] = nullcontext) -> None:
     """Write the attempts' results (row id → changes), retrying while the database is
     busy or away.
 
@@ -166,7 +170,7 @@ def _record(engine: Engine, results: dict[int, dict]) -> None:
     delay = 0.1
     while True:
         try:
-            with session_scope(engine) as session:
+            with turn(), session_scope(engine) as session:
                 for row_ids, changes in _grouped(results):
                     session.execute(update(Outbox).where(Outbox.id.in_(row_ids))
                                     .values(**changes))
