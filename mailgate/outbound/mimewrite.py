@@ -28,6 +28,10 @@ def header(name: str, value: str) -> bytes:
     """``Name: value`` folded to ``FOLD_AT`` at white space; a value with non-ASCII
     characters as RFC 2047 encoded words (UTF-8).  The value must be one line already
     (``compose.one_line``)."""
+    if value.isascii() and len(name) + 2 + len(value) <= FOLD_AT:
+        # Nothing to fold or encode (most of our headers: Date, Message-ID, X-Loop…);
+        # ``Header`` would return it unchanged, at a tenth of a millisecond a header.
+        return f"{name}: {value}".encode() + CRLF
     charset = "us-ascii" if value.isascii() else "utf-8"
     folded = Header(value, charset, maxlinelen=FOLD_AT, header_name=name,
                     continuation_ws=" ").encode(splitchars=" ", linesep="\r\n")

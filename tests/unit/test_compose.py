@@ -5,12 +5,16 @@ from __future__ import annotations
 import email
 import email.policy
 from datetime import UTC, datetime
+from email.header import Header
 from email.message import EmailMessage
 from pathlib import Path
 
 import jinja2
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from mailgate.outbound import mimewrite
 from mailgate.outbound.compose import Envelope, Rendered, Templates
 from mailgate.outbound.compose import build as compose
 
@@ -166,3 +170,15 @@ def test_an_original_that_is_not_8bit_text_goes_as_a_file():
     attached = next(msg.iter_attachments())
     assert attached.get_filename() == "original.eml"
     assert attached.get_content() == original
+
+
+@given(name=st.sampled_from(["Subject", "Date", "Message-ID", "In-Reply-To", "X-Loop"]),
+       value=st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=90)
+       .map(lambda v: " ".join(v.split())))
+@example(name="Subject", value=" ".join(["word"] * 14))  # 78 octets: folded
+@example(name="Subject", value=" ".join(["word"] * 13) + " wor")  # 76: not folded
+def test_short_ascii_headers_are_written_as_the_stdlib_folds_them(name, value):
+    # mimewrite writes a short ASCII header as it is; it must be what Header writes.
+    folded = Header(value, "us-ascii", maxlinelen=mimewrite.FOLD_AT, header_name=name,
+                    continuation_ws=" ").encode(splitchars=" ", linesep="\r\n")
+    assert mimewrite.header(name, value) == f"{name}: {folded}\r\n".encode()
