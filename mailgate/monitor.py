@@ -21,12 +21,11 @@ OPEN = ("new", "open", "waiting")
 
 def apply_triage(run: Run, ticket: Ticket, decided: Triage) -> None:
     """Set what the rules decided on a new ticket and record the rules that hit."""
-    ticket.category = decided.category or ticket.category
-    ticket.assignee = decided.assignee or ticket.assignee
-    ticket.queue = decided.queue or ticket.queue
+    tickets.change(ticket, category=decided.category or ticket.category,
+                   assignee=decided.assignee or ticket.assignee,
+                   queue=decided.queue or ticket.queue)
     if decided.dedupe:
         ticket.dedupe_key = dedupe_key(run.mail.subject, decided.resolve_on)
-    run.session.add(ticket)
     if decided.hits:
         tickets.record(run.session, ticket, "triage", run.now, actor="rules",
                        detail=f"rules {', '.join(decided.hits)}: priority {ticket.priority}, "

@@ -115,9 +115,16 @@ def add_article(session: Session, ticket: Ticket, mail: ParsedMail, *, spool_id:
     ).scalar_one()
     for item in mail.attachments:
         _attach(session, ticket, article_id, item, max_attachment_size, now)
-    ticket.updated_at = now
-    session.add(ticket)
+    change(ticket, updated_at=now)
     return article_id
+
+
+def change(ticket: Ticket, **values) -> None:
+    """Set those of ``values`` that differ from what ``ticket`` has: an attribute set
+    to the value it already had still makes the next flush go through the ticket."""
+    for name, value in values.items():
+        if getattr(ticket, name) != value:
+            setattr(ticket, name, value)
 
 
 def set_internal(session: Session, article_id: int, internal: bool) -> None:
