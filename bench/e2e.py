@@ -8,7 +8,8 @@ nothing pending and nothing queued (the outbox Maildir holds every mail);
 ``e2e_processed_msgs_per_s`` stops at nothing pending (the mails are queued in the
 outbox table), and ``e2e_outbox_lag_s`` is the time between the two.
 ``ack_p50_ms``/``ack_p99_ms`` are measured while the daemon processes what it
-receives, as it does in production.
+receives, as it does in production; ``bare_ack_p50_ms``/``bare_ack_p99_ms`` are the
+same mails at the same rate into the bare aiosmtpd sink.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from contextlib import nullcontext
 from functools import partial
 
 import corpus
+import intake
 import smtpsend
 from home import Home, Homes, Serve
 
@@ -67,16 +69,15 @@ def run_corpus(home: Home, mails: list[corpus.Mail], connections: int = CONNECTI
 
 def ack_latency(homes: Homes, mails: list[corpus.Mail], count: int) -> dict:
     """p50/p99 of the time from a mail being due to its 250, at ``ACK_RATE`` offered,
-    on a fresh home."""
+    on a fresh home; then the same mails at the same rate into the bare aiosmtpd sink
+    (``bare_ack_*``): what SMTP alone costs, the floor of the figure on this machine."""
     home = homes.new("ack")
     with Serve(home):
-        sent = smtpsend.send(home.port, pairs(mails, count), rate=ACK_RATE,
-                             max_lag=ACK_MAX_LAG, connections=ACK_CONNECTIONS)
-    p50, p99 = (smtpsend.percentile(sent.latencies, p) for p in (50, 99))
-    return {
-        "ack_p50_ms": round(p50 * 1000, 1) if p50 is not None else None,
-        "ack_p99_ms": round(p99 * 1000, 1) if p99 is not None else None,
-        "ack_max_ms": round(max(sent.latencies) * 1000, 1) if sent.latencies else None,
+        sent = _at_rate(home.port, mails, count)
+    with intake.sink(count) as port:
+        bare = _at_rate(port, mails, count)
+    figures = {
+        **_percentiles(sent, "ack"),
         "ack_offered_per_s": ACK_RATE,
         "ack_achieved_per_s": round(sent.acked / sent.seconds, 1),
         "ack_messages": sent.acked,
@@ -84,6 +85,22 @@ def ack_latency(homes: Homes, mails: list[corpus.Mail], count: int) -> dict:
         "ack_saturated": sent.gave_up or sent.acked / sent.seconds < 0.95 * ACK_RATE,
         "ack_refusals": len(sent.refused),
     }
+    return figures | _percentiles(bare, "bare_ack")
+
+
+def _at_rate(port: int, mails: list[corpus.Mail], count: int) -> smtpsend.Sent:
+    return smtpsend.send(port, pairs(mails, count), rate=ACK_RATE, max_lag=ACK_MAX_LAG,
+                         connections=ACK_CONNECTIONS)
+
+
+def _percentiles(sent: smtpsend.Sent, prefix: str) -> dict:
+    """``PREFIX_p50_ms``, ``_p99_ms`` and ``_max_ms`` of the acknowledgement latencies."""
+    figures = {}
+    for name, value in (("p50", smtpsend.percentile(sent.latencies, 50)),
+                        ("p99", smtpsend.percentile(sent.latencies, 99)),
+                        ("max", max(sent.latencies, default=None))):
+        figures[f"{prefix}_{name}_ms"] = round(value * 1000, 1) if value is not None else None
+    return figures
 
 
 def steps(homes: Homes, mails: list[corpus.Mail], quick: bool, observe=None) -> list:

@@ -17,6 +17,8 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -52,20 +54,28 @@ def smtp_source(port: int, count: int, sessions: int = SESSIONS, size: int = SIZ
     return seconds
 
 
-def bare_sink(count: int) -> float:
-    """Mails/s that smtp-source gets acknowledged by the bare aiosmtpd sink."""
+@contextmanager
+def sink(expected: int) -> Iterator[int]:
+    """A bare aiosmtpd sink listening for the block (its port); raises when it did not
+    acknowledge ``expected`` mails in all."""
     port = free_port()
     proc = subprocess.Popen([sys.executable, str(SINK), str(port)], stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     try:
         wait_port(port, proc, Path("/dev/null"))
-        smtp_source(port, WARMUP)
-        seconds = smtp_source(port, count)
+        yield port
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
-    if out.strip() != str(WARMUP + count):
-        raise RuntimeError(f"the sink acknowledged {out.strip()} of {WARMUP + count} mails")
+    if out.strip() != str(expected):
+        raise RuntimeError(f"the sink acknowledged {out.strip()} of {expected} mails")
+
+
+def bare_sink(count: int) -> float:
+    """Mails/s that smtp-source gets acknowledged by the bare aiosmtpd sink."""
+    with sink(WARMUP + count) as port:
+        smtp_source(port, WARMUP)
+        seconds = smtp_source(port, count)
     return count / seconds
 
 

@@ -41,7 +41,7 @@ FULL = {"corpus": 3000, "soak": 100_000, "tickets": 1_000_000}
 KEYS = {
     "intake": ["intake_msgs_per_s", "intake_only_msgs_per_s", "bare_smtp_msgs_per_s",
                "intake_ratio"],
-    "e2e": ["e2e_msgs_per_s", "ack_p50_ms", "ack_p99_ms"],
+    "e2e": ["e2e_msgs_per_s", "ack_p50_ms", "ack_p99_ms", "bare_ack_p99_ms"],
     "peer": ["roundup_mbox_msgs_per_s", "roundup_pipe_msgs_per_s"],
     "memory": ["big_attachment_peak_rss_mb", "big_attachment_limit_mb", "rss_after_soak_mb",
                "soak_growth_mb"],
