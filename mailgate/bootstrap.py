@@ -7,7 +7,7 @@ injected so that time-dependent code is testable without sleeping.
 from __future__ import annotations
 
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 
@@ -22,6 +22,7 @@ from mailgate.models import utcnow
 from mailgate.outbound.compose import Templates
 from mailgate.policy import Policy, load_policy
 from mailgate.rules import Rule, load_rules
+from mailgate.turns import no_turn
 
 
 @dataclass
@@ -37,7 +38,7 @@ class Services:
     rules: list[Rule] = field(default_factory=list)
     clock: Callable[[], datetime] = utcnow
     # Held around each pipeline transaction: worker processes take turns (turns.py).
-    turn: Callable[[], AbstractContextManager] = nullcontext
+    turn: Callable[..., AbstractContextManager] = no_turn
 
 
 def own_marks(config: Config) -> OwnMarks:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import multiprocessing
 import time
+from collections.abc import Callable
 from contextlib import contextmanager
 
 LONGEST_YIELD = 0.25  # seconds a worker gives way before it takes its turn anyway
@@ -51,11 +52,14 @@ class IntakeFirst:
         commits after the message it is on, and the next one gives way."""
         return self.enabled and self.waiting.value > 0
 
-    def give_way(self) -> None:
-        """Let the commit the listener has due go first (SQLite only)."""
+    def give_way(self, meanwhile: Callable[[], bool] | None = None) -> None:
+        """Let the commit the listener has due go first (SQLite only); ``meanwhile``
+        is called while it waits, as long as it has work (``Turns``)."""
         if not self.enabled or not self.waiting.value:
             return
         commits, deadline = self.commits.value, time.monotonic() + LONGEST_YIELD
         while (self.waiting.value and self.commits.value == commits
                and time.monotonic() < deadline):
-            time.sleep(POLL)
+            if meanwhile is None or not meanwhile():
+                meanwhile = None
+                time.sleep(POLL)

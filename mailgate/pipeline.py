@@ -110,23 +110,31 @@ def prepare(svc: Services, spool_id: int) -> Prepared | None:
         return Prepared(spool_id, raw, error=traceback.format_exc(limit=20))
 
 
-def prepare_batch(svc: Services, spool_ids: list[int]) -> deque[Prepared]:
-    """The messages of ``spool_ids`` read and parsed, at most ``BATCH_SIZE`` of them
-    and ``BATCH_BYTES`` together (the first always)."""
-    batch: deque[Prepared] = deque()
-    size = 0
-    for spool_id in spool_ids:
-        if len(batch) >= BATCH_SIZE or (batch and size >= BATCH_BYTES):
-            break
-        item = prepare(svc, spool_id)
+class Ahead:
+    """The pending messages of a worker's run, read and parsed ahead of their batch's
+    transaction, in arrival order."""
+
+    def __init__(self, svc: Services, spool_ids: list[int]):
+        self.svc = svc
+        self.ids = deque(spool_ids)
+        self.items: deque[Prepared] = deque()
+
+    def fill(self, limit: int) -> bool:
+        """Read and parse the next pending message, unless ``limit`` of them or
+        ``BATCH_BYTES`` wait already (the first always goes); False when there was
+        nothing to do."""
+        if not self.ids or len(self.items) >= limit or (
+                self.items and sum(len(item.raw) for item in self.items) >= BATCH_BYTES):
+            return False
+        item = prepare(self.svc, self.ids.popleft())
         if item is not None:
-            batch.append(item)
-            size += len(item.raw)
-    return batch
+            self.items.append(item)
+        return True
 
 
 def process_batch(svc: Services, batch: deque[Prepared],
-                  intake_due: Callable[[], bool] = lambda: False) -> list[Done]:
+                  intake_due: Callable[[], bool] = lambda: False,
+                  meanwhile: Callable[[], bool] | None = None) -> list[Done]:
     """Process prepared messages from the left of ``batch`` in one transaction, each
     in a savepoint of its own, until the batch is empty, ``BATCH_SIZE`` or
     ``BATCH_SECONDS`` is reached, or ``intake_due`` says that the listener waits to
@@ -135,11 +143,12 @@ def process_batch(svc: Services, batch: deque[Prepared],
     Each message is processed as ``process`` describes: a failure rolls back its own
     savepoint only and marks it failed.  A database that is unavailable rolls the whole
     transaction back (every message of it stays pending) and raises OperationalError.
-    The log lines are written once the transaction has committed.
+    The log lines are written once the transaction has committed.  ``meanwhile``
+    works while another writer has the turn (``Turns``).
     """
     done: list[Done] = []
-    started = time.monotonic()
-    with svc.turn(), session_scope(svc.engine) as session:
+    with svc.turn(meanwhile), session_scope(svc.engine) as session:
+        started = time.monotonic()
         while batch:
             item = batch.popleft()
             began = time.monotonic()
@@ -198,14 +207,17 @@ def batches(svc: Services, spool_ids: list[int],
     """Process the pending rows ``spool_ids`` in order, a batch at a time (see
     ``process_batch``); yields what each transaction processed.  Stops between two
     transactions once ``stop`` says so (what is left stays pending)."""
-    remaining = list(spool_ids)
-    while remaining and not stop():
-        batch = prepare_batch(svc, remaining)
-        if not batch:
-            return
-        remaining = remaining[remaining.index(batch[-1].spool_id) + 1:]
-        while batch and not stop():
-            yield process_batch(svc, batch, intake_due)
+    # The next batch's messages are parsed while another writer has the turn, up to
+    # a second batch: on SQLite the worker would otherwise wait idle, then parse.
+    ahead = Ahead(svc, spool_ids)
+    while not stop():
+        if not ahead.items:
+            while ahead.fill(BATCH_SIZE):
+                pass
+            if not ahead.items:
+                return
+        yield process_batch(svc, ahead.items, intake_due,
+                            lambda: ahead.fill(2 * BATCH_SIZE))
 
 
 def process_pending(svc: Services) -> list[Result]:

@@ -19,7 +19,8 @@ kernel drops the lock of a process that dies, so a killed worker blocks nobody.
 from __future__ import annotations
 
 import fcntl
-from contextlib import contextmanager
+from collections.abc import Callable
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -39,15 +40,37 @@ class Turns:
             self.handle = open(Path(f"{database}-turn"), "a+b")  # noqa: SIM115 - for life
 
     @contextmanager
-    def __call__(self):
+    def __call__(self, meanwhile: Callable[[], bool] | None = None):
         """Wait for this worker's turn, let a due intake commit go, and hold the turn
-        for the block (the pipeline's transaction)."""
+        for the block (the pipeline's transaction).
+
+        While the turn is taken by another writer, ``meanwhile`` is called again and
+        again (a worker parses the messages of its next batch): work that has to be
+        done anyway fills the wait instead of following it.  Once it returns False
+        (nothing left to do) the wait goes on asleep.
+        """
         if self.handle is None:
             yield
             return
-        fcntl.flock(self.handle, fcntl.LOCK_EX)
+        self._take(meanwhile)
         try:
-            self.gate.give_way()
+            self.gate.give_way(meanwhile)
             yield
         finally:
             fcntl.flock(self.handle, fcntl.LOCK_UN)
+
+    def _take(self, meanwhile: Callable[[], bool] | None) -> None:
+        """Lock the turn, working on ``meanwhile`` while another writer holds it."""
+        while meanwhile is not None:
+            try:
+                fcntl.flock(self.handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if not meanwhile():
+                    break
+        fcntl.flock(self.handle, fcntl.LOCK_EX)
+
+
+def no_turn(meanwhile: Callable[[], bool] | None = None) -> AbstractContextManager:
+    """The turn of a writer that takes none (the doors that run without the daemon)."""
+    return nullcontext()

@@ -8,12 +8,18 @@ leaves the whole batch pending; a batch ends as soon as intake has a commit due.
 from __future__ import annotations
 
 import email.policy
+import threading
+import time
+from dataclasses import replace
 
 import pytest
 from sqlalchemy import event
 from sqlalchemy.exc import OperationalError
 
 from mailgate import pipeline, spool
+from mailgate.intakefirst import IntakeFirst
+from mailgate.turns import Turns
+from tests import dbs
 from tests.desk import Desk
 from tests.helpers import mail
 
@@ -143,3 +149,30 @@ def test_a_batch_is_bounded_in_time(desk, monkeypatch):
     monkeypatch.setattr(pipeline, "BATCH_SECONDS", 0.0)  # every mail is past the bound
     ids = spooled(desk, "Printer", "Scanner")
     assert [len(batch) for batch in pipeline.batches(desk.svc, ids)] == [1, 1]
+
+
+@pytest.mark.skipif(dbs.POSTGRESQL, reason="PostgreSQL locks rows: there the turn is open")
+def test_while_another_writer_has_the_turn_the_next_mails_are_parsed(desk, monkeypatch):
+    # On SQLite a worker that finds the turn taken (the outbox, another worker) reads
+    # and parses the mails of its next batch instead of waiting idle, then processes
+    # them in order as soon as the turn is free.
+    monkeypatch.setattr(pipeline, "BATCH_SIZE", 2)
+    ids = spooled(desk, *(f"Request {n}" for n in range(4)))
+    gate = IntakeFirst(enabled=True)
+    svc, other = replace(desk.svc, turn=Turns(desk.svc.engine, gate)), Turns(desk.svc.engine, gate)
+    prepared, real = [], pipeline.prepare
+    monkeypatch.setattr(pipeline, "prepare",
+                        lambda svc, spool_id: prepared.append(spool_id) or real(svc, spool_id))
+    sizes: list[int] = []
+    worker = threading.Thread(
+        target=lambda: sizes.extend(len(b) for b in pipeline.batches(svc, ids)))
+    with other():
+        worker.start()
+        deadline = time.monotonic() + 10
+        while len(prepared) < 4 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert prepared == ids, "the worker waited idle for its turn"
+        assert [s for s, _ in states(desk)] == ["pending"] * 4
+    worker.join(10)
+    assert sizes == [2, 2]
+    assert [t for _, t in states(desk)] == [10000, 10001, 10002, 10003]

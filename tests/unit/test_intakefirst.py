@@ -75,3 +75,24 @@ def test_under_a_flood_the_pipeline_takes_its_turn_after_one_commit(monkeypatch)
         assert not worker.is_alive(), "the pipeline waited past the commit it let go"
         events.append("commit 2")
     assert events == ["commit 1", "pipeline", "commit 2"]
+
+
+def test_a_worker_that_gives_way_works_meanwhile_then_waits():
+    # The worker parses its next mails while the listener commits (turns.py), and once
+    # it has nothing left to do it still waits for the commit.
+    gate, work = IntakeFirst(enabled=True), []
+
+    def meanwhile() -> bool:
+        if len(work) == 3:
+            return False
+        work.append("parsed")
+        return True
+
+    with gate.committing():
+        worker = threading.Thread(target=gate.give_way, args=(meanwhile,))
+        worker.start()
+        time.sleep(0.05)
+        assert work == ["parsed"] * 3
+        assert worker.is_alive(), "the worker went on before the listener's commit"
+    worker.join(10)
+    assert not worker.is_alive()
