@@ -14,11 +14,13 @@ same mails at the same rate into the bare aiosmtpd sink.
 
 from __future__ import annotations
 
+import time
 from contextlib import nullcontext
 from functools import partial
 
 import corpus
 import intake
+import procmem
 import smtpsend
 from home import Home, Homes, Serve
 
@@ -48,9 +50,11 @@ def run_corpus(home: Home, mails: list[corpus.Mail], connections: int = CONNECTI
     before = home.last_spool_id()
     outbox_before = home.query("SELECT coalesce(max(id), 0) FROM outbox")[0][0]
     with Serve(home) as serve, observe(serve.pid) if observe else nullcontext():
+        cpu = _CpuTime(serve.pid)
         sent = smtpsend.send(home.port, pairs(mails), connections=connections)
         processed, done = home.wait_done(sent.acked, timeout=max(600.0, len(mails) / 2),
                                          after=before)
+        used = cpu.used()
     seconds = done - sent.started
     templates = dict(home.query("SELECT template, count(*) FROM outbox WHERE id > ? "
                                 "GROUP BY template", outbox_before))
@@ -64,7 +68,27 @@ def run_corpus(home: Home, mails: list[corpus.Mail], connections: int = CONNECTI
         "intake_msgs_per_s": round(sent.acked / sent.seconds, 1),
         "outcomes": home.outcomes(before),
         "outbox": templates,
+        "cpu_ms_per_mail": {name: round(secs * 1000 / max(sent.acked, 1), 2)
+                            for name, secs in used.items()},
     }
+
+
+class _CpuTime:
+    """CPU seconds used from now on by ``serve``'s own process (listener, outbox), by
+    its worker processes, and by this one (the SMTP senders): where the two cores go."""
+
+    def __init__(self, pid: int):
+        self.pid = pid
+        self.start = self._now()
+
+    def _now(self) -> dict[str, float]:
+        return {"serve": procmem.cpu_seconds(self.pid),
+                "workers": sum(procmem.cpu_seconds(p) for p in procmem.descendants(self.pid)),
+                "senders": time.process_time()}
+
+    def used(self) -> dict[str, float]:
+        """Seconds used since this was made, per part."""
+        return {k: v - self.start[k] for k, v in self._now().items()}
 
 
 def ack_latency(homes: Homes, mails: list[corpus.Mail], count: int) -> dict:
@@ -127,4 +151,5 @@ def throughput(homes: Homes, mails: list[corpus.Mail], observe=None) -> dict:
         "e2e_outcomes": run["outcomes"],
         "e2e_outbox": run["outbox"],
         "e2e_auto_replies_expected": expected,
+        "e2e_cpu_ms_per_mail": run["cpu_ms_per_mail"],
     }

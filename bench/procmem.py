@@ -1,5 +1,6 @@
-"""Memory of a process tree from /proc (Linux): ``serve`` and any worker processes
-it starts count together, since together they are what the machine must hold."""
+"""Memory and CPU time of a process tree from /proc (Linux): ``serve`` and any worker
+processes it starts count together, since together they are what the machine must
+hold."""
 
 from __future__ import annotations
 
@@ -37,6 +38,16 @@ def status_kb(pid: int, field: str) -> int:
     except OSError:
         pass
     return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU seconds ``pid`` has used so far; 0 for a process gone."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    # Fields 14 and 15 of proc(5), utime and stime, in clock ticks.
+    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def tree_kb(pid: int, field: str) -> int:
