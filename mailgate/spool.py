@@ -180,8 +180,9 @@ def claim(session: Session, spool_id: int) -> Spool | None:
     the conditional UPDATE alone makes the claim exact on both.
     """
     locking = session.get_bind().dialect.name == "postgresql"
-    row = execute(session, _CLAIM[locking], spool_id=spool_id).first()
-    return Spool(**row._mapping) if row is not None else None
+    claimed = execute(session, _CLAIM[locking], spool_id=spool_id)
+    row = claimed.first()
+    return Spool(**claimed.mapping(row)) if row is not None else None
 
 
 def record_outcome(session: Session, row: Spool) -> None:
