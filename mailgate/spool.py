@@ -16,11 +16,13 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from sqlalchemy import bindparam, case, func, insert, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
-from mailgate import blobio
-from mailgate.db import execute, insert_for, session_scope
+from mailgate import blobio, hotsql
+from mailgate.db import execute, session_scope
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool, SpoolRaw
 
@@ -46,6 +48,23 @@ def _claim_statement(locking: bool):
 
 
 _CLAIM = {locking: _claim_statement(locking) for locking in (False, True)}
+
+
+def _intake_statement(dialect_insert):
+    """The spool row of a new message; nothing (no id) when its key is there already."""
+    return dialect_insert(Spool.__table__).values(
+        dedupe_key=bindparam("key"), message_id=bindparam("message_id"),
+        door=bindparam("door"), mail_from=bindparam("mail_from"),
+        rcpt_tos=bindparam("rcpt_tos"),
+        size=bindparam("size"), received_at=bindparam("received_at"),
+    ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(Spool.__table__.c.id)
+
+
+# The doors' statements, built once (hotsql.py), the upsert one per dialect.
+_INTAKE = {"sqlite": _intake_statement(sqlite_insert),
+           "postgresql": _intake_statement(pg_insert)}
+_RAW_INSERT = insert(SpoolRaw.__table__)
+_BY_KEY = select(Spool.id).where(Spool.dedupe_key == bindparam("key"))
 _OUTCOME = update(Spool).where(Spool.id == bindparam("spool_id")).values(
     state=bindparam("new_state"), outcome=bindparam("new_outcome"),
     ticket_number=bindparam("number"), notes=bindparam("new_notes"),
@@ -109,15 +128,14 @@ def intake_many(engine: Engine, items: list[Incoming]) -> list[Intake]:
     them is stored.  A message whose dedupe key is there already, or earlier in the
     same batch, is not stored again and comes back with ``duplicate`` set.
     """
-    table = Spool.__table__
     stored = []
     with engine.begin() as conn:
         for item in items:
             key, message_id = dedupe_key(item.raw)
             new_id = _insert(conn, item, key, message_id)
             if new_id is None:
-                existing = conn.execute(select(table.c.id).where(table.c.dedupe_key == key))
-                stored.append(Intake(existing.scalar_one(), True))
+                existing = hotsql.run(conn, _BY_KEY, {"key": key}).scalar_one()
+                stored.append(Intake(existing, True))
             else:
                 stored.append(Intake(new_id, False))
     return stored
@@ -127,20 +145,17 @@ def _insert(conn: Connection, item: Incoming, key: str, message_id: str | None) 
     """Insert ``item``'s row and its bytes; its id, or None when ``key`` is there
     already.  A large message is written in pieces after its row (blobio.py): no copy
     of it is made."""
-    table = Spool.__table__
-    new_id = conn.execute(
-        insert_for(conn)(table).values(
-            dedupe_key=key, message_id=message_id, door=item.door,
-            mail_from=item.mail_from, rcpt_tos=item.rcpt_tos, size=len(item.raw),
-            received_at=item.now,
-        ).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(table.c.id)
-    ).scalar()
-    if new_id is not None:
-        pieces = blobio.piecewise(conn, len(item.raw))
+    new_id = hotsql.run(conn, _INTAKE[conn.dialect.name], dict(
+        key=key, message_id=message_id, door=item.door, mail_from=item.mail_from,
+        rcpt_tos=item.rcpt_tos, size=len(item.raw), received_at=item.now)).scalar()
+    if new_id is None:
+        return None
+    if blobio.piecewise(conn, len(item.raw)):
         conn.execute(insert(SpoolRaw.__table__).values(
-            spool_id=new_id, raw=blobio.placeholder(len(item.raw)) if pieces else item.raw))
-        if pieces:
-            blobio.write(conn, "spool_raw", "raw", new_id, item.raw)
+            spool_id=new_id, raw=blobio.placeholder(len(item.raw))))
+        blobio.write(conn, "spool_raw", "raw", new_id, item.raw)
+    else:
+        hotsql.run(conn, _RAW_INSERT, {"spool_id": new_id, "raw": item.raw})
     return new_id
 
 
