@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import tomllib
 from email.utils import parseaddr
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Literal, get_origin
 
@@ -131,12 +132,14 @@ class OutboundConfig(Section):
         _address(parseaddr(value)[1])
         return value
 
-    @property
+    # Cached: asked for by every outbound mail, and a loaded configuration never
+    # changes (a reload builds a new one).
+    @cached_property
     def from_address(self) -> str:
         """The bare address of ``from``."""
         return parseaddr(self.from_)[1].lower()
 
-    @property
+    @cached_property
     def domain(self) -> str:
         """The domain our Message-IDs are made in."""
         return self.from_address.rpartition("@")[2]
@@ -231,13 +234,13 @@ class Config(Section):
         """The ``[[mailbox]]`` that owns ``address``, or None."""
         return next((m for m in self.mailbox if m.owns(address)), None)
 
-    @property
-    def own_addresses(self) -> set[str]:
+    @cached_property
+    def own_addresses(self) -> frozenset[str]:
         """Every address that is ours: mail from them is a loop, never a customer."""
         own = {self.outbound.from_address}
         for box in self.mailbox:
             own |= {box.address, *box.aliases}
-        return own
+        return frozenset(own)
 
 
 def _duration(value: str) -> str:

@@ -47,6 +47,7 @@ class Templates:
         self._text = jinja2.Environment(autoescape=False, **common)  # noqa: S701 - plain text
         self._html = jinja2.Environment(autoescape=True, **common)
         self._files: dict[Path, bool] = {}
+        self._chosen: dict[tuple[str, str], tuple] = {}
 
     def _is_file(self, path: Path) -> bool:
         found = self._files.get(path)
@@ -61,15 +62,23 @@ class Templates:
 
     def render(self, name: str, lang: str, context: dict) -> Rendered:
         """Render ``name`` in ``lang`` (or the fallback language) with ``context``."""
-        if not self.exists(lang, name):
-            lang = FALLBACK_LANGUAGE
-        subject = self._text.get_template(f"{lang}/{name}.subject.j2").render(context)
-        text = self._text.get_template(f"{lang}/{name}.txt.j2").render(context)
-        if self._is_file(self.root / lang / f"{name}.html.j2"):
-            html = self._html.get_template(f"{lang}/{name}.html.j2").render(context)
-        else:
-            html = text_to_html(text, lang)
-        return Rendered(one_line(subject), text, html)
+        lang, subject, text, html = self._choose(name, lang)
+        text = text.render(context)
+        html = html.render(context) if html is not None else text_to_html(text, lang)
+        return Rendered(one_line(subject.render(context)), text, html)
+
+    def _choose(self, name: str, lang: str) -> tuple:
+        """The language and the subject, text and HTML (or None) templates that render
+        ``name`` for ``lang``; chosen once per pair, as every mail of a kind asks again."""
+        chosen = self._chosen.get((name, lang))
+        if chosen is None:
+            used = lang if self.exists(lang, name) else FALLBACK_LANGUAGE
+            html = (self._html.get_template(f"{used}/{name}.html.j2")
+                    if self._is_file(self.root / used / f"{name}.html.j2") else None)
+            chosen = self._chosen[name, lang] = (
+                used, self._text.get_template(f"{used}/{name}.subject.j2"),
+                self._text.get_template(f"{used}/{name}.txt.j2"), html)
+        return chosen
 
 
 def text_to_html(text: str, lang: str) -> str:
