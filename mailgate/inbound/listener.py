@@ -18,6 +18,7 @@ from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
 
 from mailgate.bootstrap import Services
+from mailgate.inbound.envelope import FastPaths
 from mailgate.inbound.groupcommit import GroupCommit
 from mailgate.inbound.smtpdata import BufferedData
 from mailgate.intakefirst import IntakeFirst
@@ -37,10 +38,11 @@ REPLY_BUSY = "421 4.7.0 Too many connections, try again later"
 _AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size exceeds")
 
 
-class _DoorProtocol(BufferedData):
-    """What our SMTP and LMTP servers add to aiosmtpd's: DATA received into one buffer
-    (smtpdata.py), our wording of its built-in size refusals, and a count of the
-    messages being received so a drain can wait."""
+class _DoorProtocol(FastPaths, BufferedData):
+    """What our SMTP and LMTP servers add to aiosmtpd's: addresses parsed fast
+    (envelope.py), DATA received into one buffer (smtpdata.py), our wording of its
+    built-in size refusals, and a count of the messages being received so a drain
+    can wait."""
 
     # The listener's live sessions (see ``smtp_factory``): a session leaves it when
     # its connection is lost, which frees its place under ``max_connections``.

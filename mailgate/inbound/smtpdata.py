@@ -117,7 +117,7 @@ class Receiving:
         self.size += len(data)
         if self.size_limit and self.size > self.size_limit:
             self.refusal = self.refusal or REPLY_TOO_MUCH
-        if self._longest_line(data) > self.line_limit:
+        if self._too_long(data):
             self.refusal = self.refusal or REPLY_LINE_TOO_LONG
         seen = self.tail + data
         if self.refusal:
@@ -129,11 +129,19 @@ class Receiving:
             self.content += seen.replace(b"\r\n.", b"\r\n")[2:]
         self.tail = seen[-2:]
 
-    def _longest_line(self, data: bytes) -> int:
-        """The longest line ``data`` ends or continues (CRLF not counted)."""
+    def _too_long(self, data: bytes) -> bool:
+        """True when a line that ``data`` ends or continues is over the limit (CRLF
+        not counted)."""
         if self.tail.endswith(b"\r") and data.startswith(b"\n"):
             self.line, data = 0, data[1:]  # a CRLF cut in two by the pieces
+        # Most pieces (up to the next ".<CRLF>": a sentence) are shorter than the limit
+        # with the line they continue: then no line in them can be over it.
+        over = self.line + len(data) > self.line_limit and self._longest(data) > self.line_limit
+        end = data.rfind(b"\r\n")
+        self.line = len(data) - end - 2 if end >= 0 else self.line + len(data)
+        return over
+
+    def _longest(self, data: bytes) -> int:
+        """The longest line ``data`` ends or continues."""
         lines = data.split(b"\r\n")
-        longest = max([self.line + len(lines[0]), *map(len, lines[1:])])
-        self.line = len(lines[-1]) if len(lines) > 1 else self.line + len(lines[0])
-        return longest
+        return max([self.line + len(lines[0]), *map(len, lines[1:])])
