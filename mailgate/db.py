@@ -43,10 +43,11 @@ def insert_for(bind: Engine | Connection):
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
-def claim_rows(session: Session, model, row_ids: list[int], *conditions, **values) -> list[int]:
+def claim_rows(conn: Connection, model, row_ids: list[int], *conditions, **values) -> list:
     """Move the rows ``row_ids`` of ``model`` that meet ``conditions`` to ``values`` in
-    this transaction; returns the ids moved (not those that do not meet them, nor those
-    another instance holds), in one statement however many there are.
+    ``conn``'s transaction; returns the rows moved, as they are after the move, in id
+    order (not those that do not meet them, nor those another instance holds), in one
+    statement however many there are.
 
     On PostgreSQL the rows are locked first with ``FOR UPDATE SKIP LOCKED``, so that
     several instances pass over a row one of them is working on instead of queueing
@@ -55,15 +56,13 @@ def claim_rows(session: Session, model, row_ids: list[int], *conditions, **value
     SQLITE_BUSY, so the claim is the UPDATE alone.  The conditional UPDATE makes the
     claim exact on both: only one transaction ever moves a row.
     """
-    # The session's connection, not the session: the ORM would look for loaded objects
-    # to bring up to date, and the rows are loaded after their claim.
-    conn = session.connection()
     where = (model.id.in_(row_ids), *conditions)
     if conn.dialect.name == "postgresql":
         locked = conn.execute(select(model.id).where(*where).with_for_update(skip_locked=True))
         where = (model.id.in_(locked.scalars().all()), *conditions)
-    moved = conn.execute(update(model).where(*where).values(**values).returning(model.id))
-    return sorted(moved.scalars().all())
+    moved = conn.execute(update(model).where(*where).values(**values)
+                         .returning(*model.__table__.columns))
+    return sorted(moved.all(), key=lambda row: row.id)
 
 
 def execute(session: Session, statement, **params) -> hotsql.Rows:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 from sqlmodel import select
 
 from mailgate.config import OutboundConfig
-from mailgate.db import TRANSIENT_ERRORS, claim_rows, session_scope
+from mailgate.db import TRANSIENT_ERRORS, claim_rows
 from mailgate.durations import parse_duration
 from mailgate.models import Outbox
 
@@ -44,12 +44,13 @@ class MaildirTransport:
 
     def __init__(self, root: Path):
         self.root = root
+        self.host = socket.gethostname()
         for sub in ("tmp", "new", "cur"):
             (root / sub).mkdir(parents=True, exist_ok=True)
 
     def send(self, row: Outbox) -> None:
         """Write ``row`` into ``new/``."""
-        name = f"{int(row.created_at.timestamp())}.mg{row.id}.{socket.gethostname()}"
+        name = f"{int(row.created_at.timestamp())}.mg{row.id}.{self.host}"
         tmp = self.root / "tmp" / name
         with open(tmp, "wb") as fh:
             fh.write(row.message.replace(b"\r\n", b"\n"))
@@ -93,13 +94,13 @@ def drain(engine: Engine, transport, config: OutboundConfig, now: datetime,
           batch: int = 100, stop: Callable[[], bool] = lambda: False,
           turn: Callable[[], AbstractContextManager] = nullcontext) -> int:
     """Send the due rows, oldest first, until ``stop()``; returns how many were due."""
-    with session_scope(engine) as session:
-        due = session.exec(
+    with engine.connect() as conn:
+        due = conn.execute(
             select(Outbox.id)
             .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, ~_waits_for_older())
             .order_by(Outbox.id)
             .limit(batch)
-        ).all()
+        ).scalars().all()
     for start in range(0, len(due), SEND_BATCH):
         if stop():
             break
@@ -127,12 +128,12 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_ids: list[in
     # Claim the rows with a lease (their next attempt moves past the send), send with
     # no transaction open, then record the results: two commits for the whole batch.
     # Another worker skips a leased row; if this process dies while sending, the
-    # lease runs out and the rows not recorded as sent are tried again.
-    with turn(), session_scope(engine) as session:
-        claimed = claim_rows(session, Outbox, row_ids, Outbox.state == "queued",
-                             Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
-        rows = session.exec(select(Outbox).where(Outbox.id.in_(claimed))
-                            .order_by(Outbox.id)).all() if claimed else []
+    # lease runs out and the rows not recorded as sent are tried again.  Core rows,
+    # not ORM objects: the outbox shares the listener's process, and the ORM's
+    # sessions and loading were most of its CPU (bench/RESULTS.md).
+    with turn(), engine.begin() as conn:
+        rows = claim_rows(conn, Outbox, row_ids, Outbox.state == "queued",
+                          Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
     results, until = {}, time.monotonic() + SEND_LEASE.total_seconds() / 4
     for row in rows:
         # A stopping daemon gives back what it has not sent yet (no attempt counted),
@@ -170,10 +171,9 @@ def _record(engine: Engine, results: dict[int, dict],
     delay = 0.1
     while True:
         try:
-            with turn(), session_scope(engine) as session:
+            with turn(), engine.begin() as conn:
                 for row_ids, changes in _grouped(results):
-                    session.execute(update(Outbox).where(Outbox.id.in_(row_ids))
-                                    .values(**changes))
+                    conn.execute(update(Outbox).where(Outbox.id.in_(row_ids)).values(**changes))
             return
         except TRANSIENT_ERRORS as exc:
             if time.monotonic() + delay > deadline:
