@@ -43,6 +43,12 @@ def insert_for(bind: Engine | Connection):
     return pg_insert if bind.dialect.name == "postgresql" else sqlite_insert
 
 
+def upserts(build) -> dict:
+    """``build(insert)`` for the ``insert`` of each dialect, by dialect name: the
+    statements with ``ON CONFLICT`` are built once at import, one per dialect."""
+    return {"sqlite": build(sqlite_insert), "postgresql": build(pg_insert)}
+
+
 def claim_rows(conn: Connection, model, row_ids: list[int], *conditions, **values) -> list:
     """Move the rows ``row_ids`` of ``model`` that meet ``conditions`` to ``values`` in
     ``conn``'s transaction; returns the rows moved, as they are after the move, in id

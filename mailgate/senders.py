@@ -11,11 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, func
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, select
 
-from mailgate.db import execute
+from mailgate.db import execute, upserts
 from mailgate.models import Company, Contact, Staff
 from mailgate.policy import Policy
 
@@ -105,8 +103,7 @@ def _remember_statement(insert):
 
 
 # Built once (db.execute), one per dialect.
-_REMEMBER = {"sqlite": _remember_statement(sqlite_insert),
-             "postgresql": _remember_statement(pg_insert)}
+_REMEMBER = upserts(_remember_statement)
 
 
 def remember(session: Session, sender: Sender, now: datetime) -> None:

@@ -16,13 +16,11 @@ from email.parser import BytesHeaderParser
 from email.policy import compat32
 
 from sqlalchemy import bindparam, case, func, insert, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from mailgate import blobio, hotsql
-from mailgate.db import execute, session_scope
+from mailgate.db import execute, session_scope, upserts
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool, SpoolRaw
 
@@ -61,8 +59,7 @@ def _intake_statement(dialect_insert):
 
 
 # The doors' statements, built once (hotsql.py), the upsert one per dialect.
-_INTAKE = {"sqlite": _intake_statement(sqlite_insert),
-           "postgresql": _intake_statement(pg_insert)}
+_INTAKE = upserts(_intake_statement)
 _RAW_INSERT = insert(SpoolRaw.__table__)
 _BY_KEY = select(Spool.id).where(Spool.dedupe_key == bindparam("key"))
 _OUTCOME = update(Spool).where(Spool.id == bindparam("spool_id")).values(
@@ -172,7 +169,7 @@ def pending_raw(engine: Engine, spool_id: int) -> bytes | None:
     # One statement gives the length and, for all but large values, the bytes; a large
     # one is then read in pieces (SQLite) or by a second SELECT.
     with engine.connect() as conn:
-        found = conn.execute(_PENDING_RAW, {"spool_id": spool_id}).first()
+        found = hotsql.run(conn, _PENDING_RAW, {"spool_id": spool_id}).first()
         if found is None:
             return None
         size, raw = found

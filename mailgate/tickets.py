@@ -10,12 +10,11 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, case, func, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import make_transient_to_detached
 from sqlmodel import Session, select
 
 from mailgate import blobio, msgids, quotes
-from mailgate.db import execute, insert_for
+from mailgate.db import execute, insert_for, upserts
 from mailgate.message import AttachmentInfo, ParsedMail
 from mailgate.models import (
     Article,
@@ -54,6 +53,9 @@ _PARTICIPANTS = (select(Participant.address).where(Participant.ticket_id == bind
 _IS_PARTICIPANT = select(Participant.id).where(
     Participant.ticket_id == bindparam("ticket_id"),
     Participant.address == bindparam("address")).limit(1)
+_BLOB = upserts(lambda insert: insert(Blob.__table__).on_conflict_do_nothing(
+    index_elements=["sha256"]))
+_HAS_BLOB = select(Blob.sha256).where(Blob.sha256 == bindparam("sha256"))
 
 
 def next_number(session: Session, first_number: int) -> int:
@@ -149,19 +151,16 @@ def _attach(session: Session, ticket: Ticket, article_id: int, item: AttachmentI
 
 
 def _store_blob(session: Session, item: AttachmentInfo) -> None:
-    """Insert the bytes unless present; a savepoint absorbs another worker's insert of
-    the same content at the same moment."""
-    if session.get(Blob, item.sha256) is not None:
-        return
-    try:
-        with session.begin_nested():
-            conn = session.connection()
-            if blobio.piecewise(conn, item.size):
-                _insert_in_pieces(conn, item)
-            else:
-                session.add(Blob(sha256=item.sha256, size=item.size, data=item.data))
-    except IntegrityError:
-        pass
+    """Insert the bytes unless present; the conflict clause absorbs another worker's
+    insert of the same content at the same moment."""
+    conn = session.connection()
+    if not blobio.piecewise(conn, item.size):
+        execute(session, _BLOB[conn.dialect.name], sha256=item.sha256, size=item.size,
+                data=item.data)
+    elif execute(session, _HAS_BLOB, sha256=item.sha256).first() is None:
+        # SQLite only, where this transaction is the one writer: no one else can be
+        # inserting the same file now.
+        _insert_in_pieces(conn, item)
 
 
 def _insert_in_pieces(conn, item: AttachmentInfo) -> None:
