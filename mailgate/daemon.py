@@ -1,5 +1,6 @@
 """``mailgate serve``: the asyncio loop with the listener, the IMAP watchers, the
-pipeline worker and the outbox worker.
+pipeline worker and the outbox worker (or, with ``[processing] workers``, the
+processes that do their work).
 
 Intake and processing are separate: the listener only spools, the worker processes
 pending rows in arrival order (so a reply is never handled before the mail that
@@ -293,11 +294,11 @@ class Daemon:
             return
         cfg = self.svc.config.logging
         self.pool = workers.Pool(count, self.config_path, (cfg.format, cfg.level), self.gate)
-        ready = await asyncio.to_thread(self.pool.start)
-        if ready < count:
-            log.warning("%d of %d worker processes ready after %.0fs; going on", ready, count,
-                        workers.READY_TIMEOUT)
-        log.info("processing in %d worker processes", count)
+        ready, expected = await asyncio.to_thread(self.pool.start), len(self.pool.processes)
+        if ready < expected:
+            log.warning("%d of %d worker processes ready after %.0fs; going on", ready,
+                        expected, workers.READY_TIMEOUT)
+        log.info("processing in %d worker processes, sending in one more", count)
 
     def _reports(self) -> list[tuple[float, str]]:
         """What the workers processed since the last look (waits up to a second)."""
@@ -340,6 +341,13 @@ class Daemon:
             self.worked.set()
 
     async def _outbox_worker(self) -> None:
+        """Send what is due, in a thread of this process, or have the outbox process
+        (outboxproc.py) send it when there are worker processes."""
+        if self.pool is not None:
+            while not self.stopping.is_set():  # the workers wake it after each batch
+                await self._nap(self.queued, IDLE_POLL)  # the jobs queued mail
+                self.pool.wake_outbox()
+            return
         transport = send.make_transport(self.svc.config.outbound)
         while not self.stopping.is_set():
             try:

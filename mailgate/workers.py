@@ -3,15 +3,17 @@
 Python runs one thread of Python code at a time per process, so a daemon whose
 listener, group commit and pipeline share a process uses one core however many the
 machine has.  With ``[processing] workers = N`` (N > 0) ``serve`` starts N processes
-that only claim pending spool rows and run the pipeline on them; the main process
-keeps the doors, the outbox and the scheduled jobs.  The claim in the pipeline's
-transaction (spool.claim) is what keeps two workers off one message.
+that only claim pending spool rows and run the pipeline on them, and one more that
+sends the outbox (outboxproc.py); the main process keeps the doors and the scheduled
+jobs.  The claim in the pipeline's transaction (spool.claim) is what keeps two
+workers off one message.
 
-Each worker reports every message it processed on a queue (for the metrics and the
-outbox wake-up), re-reads rules and templates when the main process has validated a
-reload and counts up the shared ``generation`` (a counter, not a signal: a worker
-still starting up would die of a SIGHUP), finishes its message and leaves on SIGTERM
-or when the main process is gone, so a killed daemon leaves no orphan working on.
+Each worker wakes the outbox process after each batch, reports every message it
+processed on a queue (for the metrics and STATUS=), re-reads rules and templates
+when the main process has validated a reload and counts up the shared
+``generation`` (a counter, not a signal: a worker still starting up would die of a
+SIGHUP), finishes its message and leaves on SIGTERM or when the main process is
+gone, so a killed daemon leaves no orphan working on.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ import queue
 import signal
 import time
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
@@ -31,33 +33,22 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from mailgate import bootstrap, config, logs, pipeline, spool
+from mailgate import bootstrap, config, logs, outboxproc, pipeline, spool
 from mailgate.intakefirst import IntakeFirst
+from mailgate.procs import DB_BACKOFF, Signals, poke, woken
 from mailgate.turns import Turns
 
 READY_TIMEOUT = 60.0  # seconds the daemon waits for its workers to start
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
-DB_BACKOFF = 5.0
 
 log = logging.getLogger("mailgate.workers")
 
 
-@dataclass
-class Signals:
-    """What a worker's SIGTERM handler sets, read between two messages."""
-
-    stop: bool = False
-    parent: int = field(default_factory=os.getppid)
-
-    def leaving(self) -> bool:
-        """True once SIGTERM came or the main process is gone."""
-        return self.stop or os.getppid() != self.parent
-
-
 def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queue,
         done: Queue, generation: Synchronized, log_setup: tuple[str, str],
-        gate: IntakeFirst) -> None:
-    """The main loop of worker ``index`` of ``count`` (the target of its process)."""
+        gate: IntakeFirst, outbox: Connection) -> None:
+    """The main loop of worker ``index`` of ``count`` (the target of its process);
+    ``outbox`` wakes the outbox process after each batch."""
     logs.setup(*log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
     state = Signals()
@@ -75,6 +66,7 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             ids = spool.pending_ids(svc.engine)
             for batch in pipeline.batches(svc, share(ids, index, count), gate.due,
                                           state.leaving):
+                poke(outbox)
                 for item in batch:
                     done.put((item.ms / 1000, item.result.outcome))
             if state.leaving():
@@ -83,20 +75,8 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             log.error("database unavailable, worker waits %ss: %s", DB_BACKOFF, exc)
             time.sleep(DB_BACKOFF)
             continue
-        if not ids and not _woken(wake, IDLE_WAIT):
+        if not ids and not woken(wake, IDLE_WAIT):
             return
-
-
-def _woken(wake: Connection, timeout: float) -> bool:
-    """Wait up to ``timeout`` for a wake-up and swallow all that came; False when the
-    main process is gone (its end of the pipe closed: EOF)."""
-    try:
-        while wake.poll(timeout):
-            wake.recv_bytes()
-            timeout = 0
-    except (EOFError, OSError):
-        return False
-    return True
 
 
 def _reloaded(svc, config_path: Path):
@@ -119,7 +99,7 @@ def share(ids: list[int], index: int, count: int) -> list[int]:
 
 
 class Pool:
-    """The worker processes of one ``serve``."""
+    """The worker processes of one ``serve``, and its outbox process."""
 
     def __init__(self, count: int, config_path: Path, log_setup: tuple[str, str],
                  gate: IntakeFirst):
@@ -130,9 +110,15 @@ class Pool:
         self.ready: Queue = context.Queue()
         self.done: Queue = context.Queue()
         self.generation = context.Value("i", 0)
-        self.args = (config_path, self.ready, self.done, self.generation, log_setup, gate)
+        # The outbox's pipe lasts as long as the pool: the workers write to it, and an
+        # outbox process that is revived reads the same one.
+        reader, self.outbox_waker = context.Pipe(duplex=False)
+        os.set_blocking(self.outbox_waker.fileno(), False)
+        self.outbox_args = (config_path, reader, self.ready, log_setup, gate)
+        self.args = (config_path, self.ready, self.done, self.generation, log_setup, gate,
+                     self.outbox_waker)
         self.wakers: list[Connection] = [None] * count
-        self.processes = [self._process(n) for n in range(count)]
+        self.processes = [*(self._process(n) for n in range(count)), self._outbox()]
 
     def _process(self, n: int):
         """Worker ``n`` with a pipe of its own for wake-ups; a pipe, not a shared Event,
@@ -143,11 +129,19 @@ class Pool:
         return self.context.Process(target=run, name=f"mailgate-worker-{n}", daemon=True,
                                     args=(config_path, n, len(self.wakers), reader, *rest))
 
+    def _outbox(self):
+        """The outbox process (outboxproc.py)."""
+        return self.context.Process(target=outboxproc.run, name="mailgate-outbox", daemon=True,
+                                    args=self.outbox_args)
+
     def wake(self) -> None:
         """Tell every worker that there is mail (never blocks: a full pipe has news)."""
         for waker in self.wakers:
-            with suppress(BlockingIOError, BrokenPipeError):
-                waker.send_bytes(b"!")
+            poke(waker)
+
+    def wake_outbox(self) -> None:
+        """Tell the outbox process that there may be mail to send."""
+        poke(self.outbox_waker)
 
     def start(self, timeout: float = READY_TIMEOUT) -> int:
         """Start the workers and wait until each has read its configuration (or has
@@ -170,8 +164,8 @@ class Pool:
         """Replace a worker that died (it should not; it is logged as an error)."""
         for n, process in enumerate(self.processes):
             if process.exitcode is not None:
-                log.error("worker %s ended with %s; starting another", n, process.exitcode)
-                self.processes[n] = self._process(n)
+                log.error("%s ended with %s; starting another", process.name, process.exitcode)
+                self.processes[n] = self._process(n) if n < len(self.wakers) else self._outbox()
                 self.processes[n].start()
 
     def stop(self, timeout: float) -> None:

@@ -1,12 +1,14 @@
 """``[processing] workers``: ``serve`` processes in worker processes.
 
 A flood is processed once each; a reload reaches the workers; a killed daemon leaves
-no worker running on; a TERM stops them with the daemon.
+no worker running on; a TERM stops them with the daemon; the outbox has a process of
+its own, which comes back when it dies.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import smtplib
 import time
@@ -89,3 +91,24 @@ def test_a_killed_daemon_leaves_no_worker_behind(tmp_path):
     while any(alive(pid) for pid in found):
         assert time.monotonic() < deadline, "a worker outlived its daemon"
         time.sleep(0.1)
+
+
+def outbox_processes(home) -> list[int]:
+    """The outbox processes that said they were sending, in order (serve.log)."""
+    return [int(pid) for pid in re.findall(r"outbox process (\d+) sending",
+                                           (home.root / "serve.log").read_text())]
+
+
+def test_the_outbox_sends_from_a_process_that_comes_back(tmp_path):
+    home = make_home(tmp_path, extra=WORKERS)
+    with serving(home) as proc:
+        [first] = outbox_processes(home)  # ready before the doors opened
+        assert first in children(proc.pid) and first != proc.pid
+        os.kill(first, signal.SIGKILL)
+        with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+            client.send_message(mail("anna@acme.it", "Stampante guasta"))
+        home.wait_settled(1, timeout=30)  # the auto-reply and the staff mail are sent
+        [_, second] = outbox_processes(home)
+        assert second in children(proc.pid)
+    assert "[#10000]" in str(home.mails_to("anna@acme.it")[0]["Subject"])
+    assert f"mailgate-outbox ended with -{signal.SIGKILL}" in (home.root / "serve.log").read_text()

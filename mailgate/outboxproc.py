@@ -1,0 +1,55 @@
+"""The outbox in a process of its own, beside the pipeline workers.
+
+With ``[processing] workers`` the pipeline leaves the listener's process, and so does
+the outbox: in a thread of that process it took a quarter to a third of its CPU, and
+while it held the interpreter the event loop waited between two SMTP commands of
+every session (bench/RESULTS.md).  The process sends whatever is due when a pipeline
+worker has committed a batch or the jobs have queued mail (its pipe), and every
+``IDLE_POLL`` seconds for the retries; it leaves on SIGTERM, once the rows it holds
+are sent or given back (``send.drain``), or when the daemon is gone.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import time
+from multiprocessing.connection import Connection
+from multiprocessing.queues import Queue
+from pathlib import Path
+
+from sqlalchemy.exc import OperationalError
+
+from mailgate import bootstrap, config, logs
+from mailgate.intakefirst import IntakeFirst
+from mailgate.outbound import send
+from mailgate.procs import DB_BACKOFF, Signals, woken
+from mailgate.turns import Turns
+
+IDLE_POLL = 5.0  # seconds between looks at the outbox when nothing woke it
+
+log = logging.getLogger("mailgate.outbound")
+
+
+def run(config_path: Path, wake: Connection, ready: Queue, log_setup: tuple[str, str],
+        gate: IntakeFirst) -> None:
+    """The outbox process's main loop (the target of its process)."""
+    logs.setup(*log_setup)
+    state = Signals()
+    signal.signal(signal.SIGTERM, lambda *_: setattr(state, "stop", True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    svc = bootstrap.build(config.load(config_path))
+    transport, turn = send.make_transport(svc.config.outbound), Turns(svc.engine, gate)
+    ready.put(os.getpid())
+    log.info("outbox process %s sending", os.getpid())
+    while not state.leaving():
+        try:
+            handled = send.drain(svc.engine, transport, svc.config.outbound, svc.clock(),
+                                 stop=state.leaving, turn=turn)
+        except OperationalError as exc:
+            log.error("database unavailable, outbox waits %ss: %s", DB_BACKOFF, exc)
+            time.sleep(DB_BACKOFF)
+            continue
+        if not handled and not woken(wake, IDLE_POLL):
+            return
