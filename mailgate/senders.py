@@ -19,10 +19,14 @@ from mailgate.policy import Policy
 
 STAFF, CONTACT, UNKNOWN = "staff", "contact", "unknown"
 
-# Built once: a contact and its company in one statement.
-_CONTACT = (select(Contact, Company).outerjoin(Company, Company.id == Contact.company_id)
+# Built once (db.execute): a contact's name and its company in one statement, and a
+# company by name.  Companies come back as plain objects, not loaded by the ORM: the
+# pipeline only reads them.
+_COMPANIES = Company.__table__
+_CONTACT = (select(Contact.name.label("contact_name"), *_COMPANIES.columns)
+            .join(_COMPANIES, _COMPANIES.c.id == Contact.company_id)
             .where(Contact.address == bindparam("address")))
-_COMPANY = select(Company).where(Company.name == bindparam("name"))
+_COMPANY = select(*_COMPANIES.columns).where(_COMPANIES.c.name == bindparam("name"))
 
 
 @dataclass
@@ -76,13 +80,14 @@ def identify(session: Session, policy: Policy, address: str, name: str = "") -> 
     """Identify ``address`` without writing anything."""
     if policy.staff_member(address):
         return Sender(STAFF, address, name or policy.staff_member(address).name)
-    contact, company = session.execute(_CONTACT, {"address": address}).first() or (None, None)
-    if company is not None:
-        return Sender(CONTACT, address, name or contact.name, company)
+    found = execute(session, _CONTACT, address=address)
+    if found.rows:
+        known = found.mapping(found.one())
+        return Sender(CONTACT, address, name or known.pop("contact_name"), Company(**known))
     rule = policy.company_for_domain(address.rpartition("@")[2])
     if rule:
-        company = session.execute(_COMPANY, {"name": rule.name}).scalar_one()
-        return Sender(CONTACT, address, name, company)
+        found = execute(session, _COMPANY, name=rule.name)
+        return Sender(CONTACT, address, name, Company(**found.mapping(found.one())))
     return Sender(UNKNOWN, address, name)
 
 
