@@ -11,7 +11,7 @@ that what reaches the database is what ``Connection.execute`` would have sent.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy.engine import Connection, Dialect
@@ -49,8 +49,9 @@ class _Plan:
     positional: bool
     params: tuple[_Param, ...]
     keys: tuple[str, ...]
-    results: tuple  # a result processor (or None) per column
+    types: tuple  # the dialect's type of each column returned
     returns: bool
+    results: tuple | None = None  # a result processor (or None) per column, once known
 
     def arguments(self, params: dict):
         """The driver's parameters: a tuple in placeholder order, or a dict."""
@@ -110,6 +111,8 @@ def run(conn: Connection, statement: ClauseElement, params: dict) -> Rows:
     try:
         cursor.execute(plan.sql, arguments)
         rows = cursor.fetchall() if plan.returns else []
+        if plan.results is None:
+            plan = _PLANS[key] = _with_results(plan, dialect, cursor.description)
     except dialect.loaded_dbapi.Error as exc:
         lost = dialect.is_disconnect(exc, dbapi_conn, cursor)
         if lost:
@@ -139,13 +142,21 @@ def _plan(statement: ClauseElement, dialect: Dialect, params: dict) -> _Plan:
                defaults.get(name) if by_name[name].key not in params else None,
                by_name[name].type.dialect_impl(dialect).bind_processor(dialect))
         for name in names)
-    columns = list(getattr(statement, "selected_columns", None)
-                   or getattr(statement, "exported_columns", None) or [])
-    returns = bool(compiled.returning or getattr(statement, "is_select", False))
-    results = tuple(col.type.dialect_impl(dialect).result_processor(dialect, None)
-                    for col in columns) if returns else ()
+    # RETURNING includes what the dialect adds of its own (PostgreSQL: the new id).
+    columns = list(compiled.returning or []) if statement.is_dml else list(
+        statement.selected_columns)
+    returns = bool(columns)
     return _Plan(compiled.string, compiled.positional, placeholders,
-                 tuple(col.key for col in columns) if returns else (), results, returns)
+                 tuple(col.key for col in columns),
+                 tuple(col.type.dialect_impl(dialect) for col in columns), returns)
+
+
+def _with_results(plan: _Plan, dialect: Dialect, description) -> _Plan:
+    """``plan`` with its result processors, which some drivers' types choose by the
+    type code the cursor reports (psycopg's numerics), as SQLAlchemy does."""
+    codes = [column[1] for column in description or []] or [None] * len(plan.types)
+    return replace(plan, results=tuple(kind.result_processor(dialect, code)
+                                       for kind, code in zip(plan.types, codes, strict=True)))
 
 
 def _default(column):

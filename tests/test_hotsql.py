@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from mailgate import db, hotsql
-from mailgate.models import Spool
+from mailgate.models import Company, Spool
 from tests import dbs
 
 SPOOL = Spool.__table__
@@ -44,6 +44,21 @@ def test_a_row_inserted_raw_reads_back_as_one_inserted_by_sqlalchemy(engine):
     assert {**by_raw, "id": 0, "dedupe_key": ""} == {**by_sa, "id": 0, "dedupe_key": ""}
     assert by_raw["received_at"] == WHEN and by_raw["rcpt_tos"] == given["rcpt_tos"]
     assert (by_raw["state"], by_raw["attempts"], by_raw["mail_from"]) == ("pending", 0, None)
+
+
+def test_every_column_type_of_a_company_reads_back_as_sqlalchemy_reads_it(engine):
+    """Floats (PostgreSQL's numerics need the cursor's type code), booleans, JSON."""
+    companies = Company.__table__
+    by_name = select(*companies.columns).where(companies.c.name == bindparam("name"))
+    with engine.begin() as conn:
+        conn.execute(companies.insert(), dict(name="Acme", domains=["acme.it"], language="it",
+                                              plan="gold", managers=["a@acme.it"],
+                                              managers_copy=True, prepaid_hours=12.5,
+                                              hours_low_threshold=None, active=False))
+        raw = hotsql.run(conn, by_name, {"name": "Acme"})
+        expected = dict(conn.execute(by_name, {"name": "Acme"}).one()._mapping)
+    assert raw.mapping(raw.one()) == expected
+    assert (expected["prepaid_hours"], expected["managers_copy"]) == (12.5, True)
 
 
 def test_an_update_with_literals_and_returning_acts_once(engine):
