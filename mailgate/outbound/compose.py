@@ -100,7 +100,8 @@ def one_line(value: str) -> str:
     customer's literal "=?utf-8?b?…?=" turn back into CR/LF (header injection).
     """
     text = " ".join(value.split())
-    text = "".join(c for c in text if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
+    if not text.isprintable():  # a lone surrogate is not printable either (category Cs)
+        text = "".join(c for c in text if c.isprintable() and not 0xD800 <= ord(c) <= 0xDFFF)
     return text.replace("=?", "=\u200b?")
 
 
