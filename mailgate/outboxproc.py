@@ -13,18 +13,16 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
-import time
 from multiprocessing.connection import Connection
 from multiprocessing.queues import Queue
 from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from mailgate import bootstrap, config, logs
+from mailgate import bootstrap, config
 from mailgate.intakefirst import IntakeFirst
 from mailgate.outbound import send
-from mailgate.procs import DB_BACKOFF, Signals, woken
+from mailgate.procs import back_off, started, woken
 from mailgate.turns import Turns
 
 IDLE_POLL = 5.0  # seconds between looks at the outbox when nothing woke it
@@ -35,10 +33,7 @@ log = logging.getLogger("mailgate.outbound")
 def run(config_path: Path, wake: Connection, ready: Queue, log_setup: tuple[str, str],
         gate: IntakeFirst) -> None:
     """The outbox process's main loop (the target of its process)."""
-    logs.setup(*log_setup)
-    state = Signals()
-    signal.signal(signal.SIGTERM, lambda *_: setattr(state, "stop", True))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
+    state = started(log_setup)
     svc = bootstrap.build(config.load(config_path))
     transport, turn = send.make_transport(svc.config.outbound), Turns(svc.engine, gate)
     ready.put(os.getpid())
@@ -48,8 +43,7 @@ def run(config_path: Path, wake: Connection, ready: Queue, log_setup: tuple[str,
             handled = send.drain(svc.engine, transport, svc.config.outbound, svc.clock(),
                                  stop=state.leaving, turn=turn)
         except OperationalError as exc:
-            log.error("database unavailable, outbox waits %ss: %s", DB_BACKOFF, exc)
-            time.sleep(DB_BACKOFF)
+            back_off(log, "outbox", exc)
             continue
         if not handled and not woken(wake, IDLE_POLL):
             return

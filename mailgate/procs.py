@@ -3,10 +3,15 @@ that wake them."""
 
 from __future__ import annotations
 
+import logging
 import os
+import signal
+import time
 from contextlib import suppress
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
+
+from mailgate import logs
 
 DB_BACKOFF = 5.0  # seconds a child waits after the database refused work
 
@@ -41,3 +46,19 @@ def poke(waker: Connection) -> None:
     the same pipe)."""
     with suppress(BlockingIOError, BrokenPipeError):
         waker.send_bytes(b"!")
+
+
+def started(log_setup: tuple[str, str]) -> Signals:
+    """What a child does first: log as the daemon does, note SIGTERM (read between two
+    pieces of work) and leave SIGINT to the main process, which decides when to stop."""
+    logs.setup(*log_setup)
+    state = Signals()
+    signal.signal(signal.SIGTERM, lambda *_: setattr(state, "stop", True))
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return state
+
+
+def back_off(log: logging.Logger, who: str, error: Exception) -> None:
+    """Wait ``DB_BACKOFF`` seconds after the database refused work, and say so."""
+    log.error("database unavailable, %s waits %ss: %s", who, DB_BACKOFF, error)
+    time.sleep(DB_BACKOFF)

@@ -33,9 +33,9 @@ from pathlib import Path
 
 from sqlalchemy.exc import OperationalError
 
-from mailgate import bootstrap, config, logs, outboxproc, pipeline, spool
+from mailgate import bootstrap, config, outboxproc, pipeline, spool
 from mailgate.intakefirst import IntakeFirst
-from mailgate.procs import DB_BACKOFF, Signals, poke, woken
+from mailgate.procs import back_off, poke, started, woken
 from mailgate.turns import Turns
 
 READY_TIMEOUT = 60.0  # seconds the daemon waits for its workers to start
@@ -49,11 +49,8 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
         gate: IntakeFirst, outbox: Connection) -> None:
     """The main loop of worker ``index`` of ``count`` (the target of its process);
     ``outbox`` wakes the outbox process after each batch."""
-    logs.setup(*log_setup)
+    state = started(log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
-    state = Signals()
-    signal.signal(signal.SIGTERM, lambda *_: setattr(state, "stop", True))
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the main process decides when to stop
     seen = generation.value
     svc = bootstrap.build(config.load(config_path))
     svc = replace(svc, turn=Turns(svc.engine, gate))
@@ -72,8 +69,7 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             if state.leaving():
                 return
         except OperationalError as exc:
-            log.error("database unavailable, worker waits %ss: %s", DB_BACKOFF, exc)
-            time.sleep(DB_BACKOFF)
+            back_off(log, "worker", exc)
             continue
         if not ids and not woken(wake, IDLE_WAIT):
             return
