@@ -18,7 +18,7 @@ DB_BACKOFF = 5.0  # seconds a child waits after the database refused work
 
 @dataclass
 class Signals:
-    """What a worker's SIGTERM handler sets, read between two messages."""
+    """What a child's SIGTERM handler sets, read between two pieces of work."""
 
     stop: bool = False
     parent: int = field(default_factory=os.getppid)
