@@ -49,8 +49,7 @@ class _Plan:
     positional: bool
     params: tuple[_Param, ...]
     keys: tuple[str, ...]
-    types: tuple  # the dialect's type of each column returned
-    returns: bool
+    types: tuple  # the dialect's type of each column returned (none: no rows)
     results: tuple | None = None  # a result processor (or None) per column, once known
 
     def arguments(self, params: dict):
@@ -110,7 +109,7 @@ def run(conn: Connection, statement: ClauseElement, params: dict) -> Rows:
     cursor = dbapi_conn.cursor()
     try:
         cursor.execute(plan.sql, arguments)
-        rows = cursor.fetchall() if plan.returns else []
+        rows = cursor.fetchall() if plan.types else []
         if plan.results is None:
             plan = _PLANS[key] = _with_results(plan, dialect, cursor.description)
     except dialect.loaded_dbapi.Error as exc:
@@ -145,10 +144,9 @@ def _plan(statement: ClauseElement, dialect: Dialect, params: dict) -> _Plan:
     # RETURNING includes what the dialect adds of its own (PostgreSQL: the new id).
     columns = list(compiled.returning or []) if statement.is_dml else list(
         statement.selected_columns)
-    returns = bool(columns)
     return _Plan(compiled.string, compiled.positional, placeholders,
                  tuple(col.key for col in columns),
-                 tuple(col.type.dialect_impl(dialect) for col in columns), returns)
+                 tuple(col.type.dialect_impl(dialect) for col in columns))
 
 
 def _with_results(plan: _Plan, dialect: Dialect, description) -> _Plan:
