@@ -129,8 +129,8 @@ def _attempt(engine: Engine, transport, config: OutboundConfig, row_ids: list[in
     # no transaction open, then record the results: two commits for the whole batch.
     # Another worker skips a leased row; if this process dies while sending, the
     # lease runs out and the rows not recorded as sent are tried again.  Core rows,
-    # not ORM objects: the outbox shares the listener's process, and the ORM's
-    # sessions and loading were most of its CPU (bench/RESULTS.md).
+    # not ORM objects: the ORM's sessions and loading were most of the outbox's CPU
+    # (bench/RESULTS.md), in the listener's process when there are no workers.
     with turn(), engine.begin() as conn:
         rows = claim_rows(conn, Outbox, row_ids, Outbox.state == "queued",
                           Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
