@@ -15,7 +15,7 @@ from tests.desk import Desk
 from tests.helpers import mail
 
 
-class LockingTransport:
+class LockingTransport(send.Transport):
     """Delivers (to a list); the first delivery then leaves the database unavailable
     for a while, as a burst of other writers does, so that the worker meets it when it
     records the results of its batch."""
@@ -58,7 +58,7 @@ def test_a_busy_database_after_the_send_delays_the_record_but_sends_once(tmp_pat
     assert desk.home.query("SELECT state, attempts FROM outbox") == [("sent", 1)] * 2
 
 
-class StoppingTransport:
+class StoppingTransport(send.Transport):
     """Delivers to a list; the daemon is told to stop during the first send."""
 
     def __init__(self):
@@ -88,7 +88,7 @@ def test_a_stop_during_a_batch_gives_back_what_was_not_sent(tmp_path):
     assert desk.home.query("SELECT DISTINCT state, attempts FROM outbox") == [("sent", 1)]
 
 
-class ListTransport:
+class ListTransport(send.Transport):
     """Delivers to a list."""
 
     def __init__(self):
