@@ -16,7 +16,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable
-from contextlib import AbstractContextManager, nullcontext
+from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
@@ -111,21 +111,53 @@ def _fsync_folder(path: Path) -> None:
 
 
 class SmtpTransport(Transport):
-    """Relays through an SMTP server, with STARTTLS and AUTH when configured."""
+    """Relays through an SMTP server, with STARTTLS and AUTH when configured.
+
+    The mails of a batch share one session (RFC 5321 §3.3: a session may carry any
+    number of transactions) instead of a connection, a TLS handshake and a login each;
+    ``finish`` ends it.  After any error the session is dropped and the next mail
+    opens a new one, so that one refused mail leaves the others a clean state.
+    """
 
     def __init__(self, config: OutboundConfig, timeout: float = 30.0):
         self.config = config
         self.timeout = timeout
+        self.client: smtplib.SMTP | None = None
 
     def send(self, row: Outbox) -> None:
         """Send ``row``; raises on any refusal so the worker retries."""
+        try:
+            self.client = self.client or self._connect()
+            self.client.sendmail(row.mail_from, [row.to], row.message)
+        except BaseException:
+            self._close(polite=False)
+            raise
+
+    def finish(self) -> dict[int, Exception]:
+        """End the batch's session (QUIT); every mail was accepted or failed already."""
+        self._close(polite=True)
+        return {}
+
+    def _connect(self) -> smtplib.SMTP:
         cfg = self.config
-        with smtplib.SMTP(cfg.host, cfg.port, timeout=self.timeout) as client:
+        client = smtplib.SMTP(cfg.host, cfg.port, timeout=self.timeout)
+        try:
             if cfg.starttls:
                 client.starttls(context=ssl.create_default_context())
             if cfg.username:
                 client.login(cfg.username, cfg.password or "")
-            client.sendmail(row.mail_from, [row.to], row.message)
+        except BaseException:
+            client.close()
+            raise
+        return client
+
+    def _close(self, polite: bool) -> None:
+        client, self.client = self.client, None
+        if client is not None:
+            with suppress(smtplib.SMTPException, OSError):
+                if polite:
+                    client.quit()
+            client.close()
 
 
 def make_transport(config: OutboundConfig) -> Transport:
