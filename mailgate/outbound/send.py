@@ -54,10 +54,11 @@ class MaildirTransport(Transport):
     derives from the outbox id, so a repeated attempt after a crash replaces its own
     file instead of adding a copy.
 
-    ``send`` writes a batch's files and ``finish`` flushes and delivers them: on ext4
-    the fsync of a new file commits the file system's journal, and fsyncs that follow
-    the writes of the whole batch share one commit, which halved the system CPU of the
-    outbox, most of its cost (bench/RESULTS.md).
+    ``send`` writes a batch's files and ``finish`` flushes and delivers them, then
+    flushes ``new/`` once for all the renames.  Files written before the first fsync
+    let the fsyncs share the metadata blocks they write: in a micro-benchmark that was
+    half the system CPU of a file; in the whole outbox, within the noise
+    (bench/RESULTS.md).
     """
 
     def __init__(self, root: Path):
