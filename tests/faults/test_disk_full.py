@@ -55,14 +55,17 @@ def fill(folder) -> int:
     sizes = {p.name: p.stat().st_size for p in folder.iterdir()}
     assert stat.f_bavail * stat.f_frsize > 1 << 20, f"the disk was full already: {sizes}"
     written = 0
-    with open(folder / "filler", "ab") as fh:
-        try:
+    try:
+        # Even the open can fail: one CI run met ENOSPC opening the filler (which
+        # exists) while statvfs counted free blocks.  Full either way; the test's
+        # "451 in codes" still proves that the daemon met a full disk.
+        with open(folder / "filler", "ab") as fh:
             while True:
                 fh.write(bytes(64 * 1024))
                 fh.flush()
                 written += 64 * 1024
-        except OSError:
-            pass
+    except OSError:
+        pass
     return written
 
 
