@@ -135,5 +135,10 @@ def measure(workdir: Path, mails: list[corpus.Mail], quick: bool) -> dict:
     imported = mails[:100] if quick else mails
     tracker = make_tracker(bindir, root, mails)
     result = mbox_import(bindir, tracker, imported)
-    result.update(pipe_mode(bindir, tracker, mails[:10] if quick else mails[:50]))
+    result.update(pipe_mode(bindir, tracker, mails[:pipe_count(quick)]))
     return result
+
+
+def pipe_count(quick: bool) -> int:
+    """Mails sent through a pipe, one process each (Roundup's, and mailgate's)."""
+    return 10 if quick else 50

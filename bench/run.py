@@ -2,7 +2,8 @@
 
 Sections, each on fresh mailgate homes in a temporary folder: intake (smtp-source
 against serve and a bare aiosmtpd sink), e2e (corpus throughput and ack latency at
-200/s), peer (Roundup's mail gateway on the same corpus), memory (25 MB attachment,
+200/s), peer (Roundup's mail gateway on the same corpus, and mailgate's own pipe door
+timed the same way), memory (25 MB attachment,
 soak) and scale (1M archived tickets).  A section that fails reports its figures as
 null and its error under ``errors``; the others still run.  Progress goes to stderr;
 stdout gets the JSON object (``--json``) or a table with the targets.
@@ -29,6 +30,7 @@ import e2e
 import intake
 import memory
 import peer
+import pipedoor
 import scale
 import spy
 import targets
@@ -42,7 +44,8 @@ KEYS = {
     "intake": ["intake_msgs_per_s", "intake_only_msgs_per_s", "bare_smtp_msgs_per_s",
                "intake_ratio"],
     "e2e": ["e2e_msgs_per_s", "ack_p50_ms", "ack_p99_ms", "bare_ack_p99_ms"],
-    "peer": ["roundup_mbox_msgs_per_s", "roundup_pipe_msgs_per_s"],
+    "peer": ["roundup_mbox_msgs_per_s", "roundup_pipe_msgs_per_s", "mailgate_pipe_msgs_per_s",
+             "mailgate_pipe_alone_msgs_per_s"],
     "memory": ["big_attachment_peak_rss_mb", "big_attachment_limit_mb", "rss_after_soak_mb",
                "soak_growth_mb"],
     "scale": ["e2e_msgs_per_s_1m_tickets", "preloaded_tickets"],
@@ -109,7 +112,8 @@ def sections(args: argparse.Namespace, homes: Homes, mails: list[corpus.Mail]) -
     return {
         "intake": lambda: intake.steps(homes, args.quick),
         "e2e": lambda: e2e.steps(homes, mails, args.quick, observe),
-        "peer": lambda: [partial(peer.measure, homes.workdir, mails, args.quick)],
+        "peer": lambda: [partial(peer.measure, homes.workdir, mails, args.quick),
+                         partial(pipedoor.measure, homes, mails, peer.pipe_count(args.quick))],
         "memory": lambda: memory.steps(homes, mails, args.soak),
         "scale": lambda: [partial(scale.measure, homes, mails, args.tickets)],
     }

@@ -21,6 +21,9 @@ def ratios(r: dict) -> dict:
                                     r.get("bare_smtp_msgs_per_s"), 3),
         "ratio_vs_roundup_mbox": _ratio(r.get("e2e_msgs_per_s"), r.get("roundup_mbox_msgs_per_s")),
         "ratio_vs_roundup_pipe": _ratio(r.get("e2e_msgs_per_s"), r.get("roundup_pipe_msgs_per_s")),
+        # Not a target: process for process, mailgate's pipe door against Roundup's.
+        "pipe_door_vs_roundup_pipe": _ratio(r.get("mailgate_pipe_msgs_per_s"),
+                                            r.get("roundup_pipe_msgs_per_s")),
         "scale_ratio": _ratio(r.get("e2e_msgs_per_s_1m_tickets"), r.get("e2e_msgs_per_s"), 3),
     }
 

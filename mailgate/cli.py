@@ -6,23 +6,21 @@ Every listing takes ``--json``.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import os
 import sys
-from importlib.metadata import version
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from sqlalchemy.exc import OperationalError
-from sqlmodel import select
 
-from mailgate import bootstrap, db, logs, spool, views
-from mailgate import config as config_mod
-from mailgate.checks import check_all
-from mailgate.config import ConfigError
-from mailgate.senders import sync
+from mailgate import logs
+from mailgate.configfile import RawConfig, resolve_path
+
+if TYPE_CHECKING:
+    from mailgate import bootstrap
+    from mailgate import config as config_mod
 
 EX_USAGE, EX_DATAERR, EX_TEMPFAIL, EX_CONFIG = 64, 65, 75, 78
 
@@ -36,14 +34,19 @@ class Context:
         self.log_floor = logging.NOTSET  # a command may want fewer lines than [logging]
 
     def config(self) -> config_mod.Config:
+        from mailgate import config as config_mod
+
         try:
             config = config_mod.load(self.path)
-        except ConfigError as exc:
+        except config_mod.ConfigError as exc:
             _fail(EX_CONFIG, *exc.problems)
         logs.setup(config.logging.format, config.logging.level, floor=self.log_floor)
         return config
 
     def services(self) -> bootstrap.Services:
+        from mailgate import bootstrap
+        from mailgate.config import ConfigError
+
         if self._svc is None:
             try:
                 self._svc = bootstrap.build(self.config())
@@ -53,6 +56,11 @@ class Context:
 
     def ready_services(self) -> bootstrap.Services:
         """Services on a schema at head, with companies and staff synchronised."""
+        from sqlalchemy.exc import OperationalError
+
+        from mailgate import db
+        from mailgate.senders import sync
+
         svc = self.services()
         try:
             current, head = db.schema_state(svc.engine)
@@ -96,7 +104,12 @@ class _Group(click.Group):
         except click.Abort:
             click.echo("Aborted!", err=True)
             sys.exit(1)
-        except OperationalError as exc:
+        except Exception as exc:
+            # Only a command that imported SQLAlchemy can raise its errors; deliver's
+            # hand-off does not import it at all (handoff.py).
+            sa_exc = sys.modules.get("sqlalchemy.exc")
+            if sa_exc is None or not isinstance(exc, sa_exc.OperationalError):
+                raise
             hint = " (has 'mailgate db upgrade' been run?)" if "no such" in str(exc.orig) else ""
             _fail(EX_TEMPFAIL, f"database error: {str(exc.orig).splitlines()[0]}{hint}")
         sys.exit(status if isinstance(status, int) else 0)
@@ -105,12 +118,12 @@ class _Group(click.Group):
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("-c", "--config", "config_path", metavar="PATH",
               help="Config file (default $MAILGATE_CONFIG, then /etc/mailgate/config.toml).")
-@click.version_option(version("mailgate"), prog_name="mailgate")
+@click.version_option(package_name="mailgate", prog_name="mailgate")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None) -> None:
     """mailgate: help-desk mail in, tickets out, customers informed."""
     logs.setup()  # text until the configuration's [logging] is known
-    ctx.obj = Context(config_mod.resolve_path(config_path))
+    ctx.obj = Context(resolve_path(config_path))
 
 
 @main.command()
@@ -119,6 +132,8 @@ def main(ctx: click.Context, config_path: str | None) -> None:
 @click.pass_obj
 def serve(obj: Context, intake_only: bool) -> None:
     """Run the daemon: SMTP listener, pipeline and outbox workers."""
+    import asyncio
+
     from mailgate.daemon import Daemon
 
     svc = obj.ready_services()
@@ -166,15 +181,15 @@ def _deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
     # that says why, nothing else.
     obj.log_floor = logging.WARNING
     logging.getLogger().setLevel(logging.WARNING)
-    svc = obj.ready_services()
-    raw = pipe.read_message(sys.stdin.buffer, svc.config.smtp.max_message_size)
-    if isinstance(raw, pipe.PipeOutcome):
-        _fail(raw.code, raw.reason)
     if sender is None:
         sender = os.environ.get("SENDER")
     if not recipients:
         env_rcpt = os.environ.get("ORIGINAL_RECIPIENT") or os.environ.get("RECIPIENT")
         recipients = (env_rcpt,) if env_rcpt else ()
+    raw = _hand_over(obj.path, sender, list(recipients))
+    svc = obj.ready_services()
+    if raw is None:
+        raw = _read_stdin(svc.config.smtp.max_message_size)
     outcome = pipe.deliver(svc, raw, sender=sender, recipients=list(recipients))
     if outcome.code != pipe.EX_OK:
         _fail(outcome.code, outcome.reason)
@@ -186,12 +201,47 @@ def _deliver(obj: Context, sender: str | None, recipients: tuple[str, ...],
                                                        pipe.first_line(exc))
 
 
+def _hand_over(path: Path, sender: str | None, recipients: list[str]) -> bytes | None:
+    """Give the message to the running daemon and exit with its answer (handoff.py).
+    Returns the message read when no daemon took it, for deliver to store itself, and
+    None when the file cannot be read without validating it: the full load then says
+    what is wrong (exit 78) before standard input is read."""
+    from mailgate.inbound import handoff
+
+    try:
+        light = RawConfig(path)
+        limit = light.max_message_size()
+    except (OSError, ValueError):  # TOMLDecodeError is a ValueError
+        return None
+    raw = _read_stdin(limit)
+    if sender is None or not recipients:
+        return raw  # LMTP needs the envelope; the pipe door's defaults fill it in
+    outcome = handoff.hand_over(handoff.socket_path(light), raw, sender, recipients)
+    if outcome is None:
+        return raw
+    if outcome.code != handoff.EX_OK:
+        _fail(outcome.code, outcome.reason)
+    sys.exit(handoff.EX_OK)
+
+
+def _read_stdin(limit: int) -> bytes:
+    """The message on standard input; exits 65 or 75 when it cannot be taken."""
+    from mailgate.inbound import pipe
+
+    raw = pipe.read_message(sys.stdin.buffer, limit)
+    if isinstance(raw, pipe.PipeOutcome):
+        _fail(raw.code, raw.reason)
+    return raw
+
+
 @main.command("import")
 @click.argument("path", type=click.Path(path_type=Path))
 @click.pass_obj
 def import_(obj: Context, path: Path) -> None:
     """Import every message of a Maildir or mbox at PATH (safe to run twice)."""
     from collections import Counter
+
+    from sqlalchemy.exc import OperationalError
 
     from mailgate.inbound import importer
 
@@ -229,6 +279,8 @@ def poll(obj: Context, once: bool) -> None:
     if not svc.config.imap:
         _fail(EX_CONFIG, f"{obj.path}: no [[imap]] account configured")
     if not once:
+        import asyncio
+
         from mailgate.daemon import Daemon
 
         sys.exit(asyncio.run(Daemon(svc, listen=False, config_path=obj.path).run()))
@@ -252,6 +304,8 @@ def poll(obj: Context, once: bool) -> None:
 @click.pass_obj
 def check_config(obj: Context) -> None:
     """Validate the configuration, rules and templates; exit 78 on any error."""
+    from mailgate.checks import check_all
+
     config = obj.config()
     errors, warnings = check_all(config)
     for line in warnings:
@@ -271,6 +325,8 @@ def db_group() -> None:
 @click.pass_obj
 def db_upgrade(obj: Context, revision: str) -> None:
     """Apply the Alembic migrations up to REVISION."""
+    from mailgate import db
+
     svc = obj.services()
     db.upgrade(svc.engine, revision)
     current, _head = db.schema_state(svc.engine)
@@ -289,6 +345,8 @@ def tickets() -> None:
 @click.pass_obj
 def tickets_list(obj: Context, company: str | None, status: str | None, as_json: bool) -> None:
     """List tickets, newest first."""
+    from mailgate import db, views
+
     with db.session_scope(obj.services().engine) as session:
         data = views.list_tickets(session, company, status)
     _emit(data, as_json, ["number", "status", "priority", "company", "requester", "subject"])
@@ -300,6 +358,8 @@ def tickets_list(obj: Context, company: str | None, status: str | None, as_json:
 @click.pass_obj
 def tickets_show(obj: Context, number: int, as_json: bool) -> None:
     """Show ticket NUMBER with its articles and events."""
+    from mailgate import db, views
+
     with db.session_scope(obj.services().engine) as session:
         data = views.show_ticket(session, number)
     if data is None:
@@ -327,6 +387,7 @@ def stats(obj: Context, company: str | None, since, as_json: bool) -> None:
     """Tickets by status and priority, take-charge and resolution times, SLA breaches."""
     from datetime import UTC
 
+    from mailgate import db
     from mailgate import stats as stats_mod
 
     svc = obj.services()
@@ -375,6 +436,9 @@ def render(obj: Context, template: str, lang: str, number: int | None, html: boo
 
 def _ticket_context(svc: bootstrap.Services, number: int) -> dict:
     """The variables a mail about ticket ``number`` would get, as the pipeline builds them."""
+    from sqlmodel import select
+
+    from mailgate import db
     from mailgate.message import ParsedMail
     from mailgate.models import Company, Ticket
     from mailgate.notify import Notifier
@@ -401,6 +465,8 @@ def spool_group() -> None:
 @click.pass_obj
 def spool_list(obj: Context, failed: bool, state: str | None, as_json: bool) -> None:
     """List spooled messages, oldest first."""
+    from mailgate import db, views
+
     with db.session_scope(obj.services().engine) as session:
         data = views.list_spool(session, "failed" if failed else state)
     _emit(data, as_json, ["id", "state", "door", "ticket", "message_id", "outcome"])
@@ -411,7 +477,7 @@ def spool_list(obj: Context, failed: bool, state: str | None, as_json: bool) -> 
 @click.pass_obj
 def spool_retry(obj: Context, ids: tuple[int, ...]) -> None:
     """Re-run failed messages (all, or the given IDS) through the pipeline."""
-    from mailgate import pipeline
+    from mailgate import pipeline, spool
 
     svc = obj.ready_services()
     for spool_id in spool.retry(svc.engine, list(ids)):
@@ -431,6 +497,8 @@ def outbox_group() -> None:
 @click.pass_obj
 def outbox_list(obj: Context, state: str | None, as_json: bool) -> None:
     """List outbound mail, oldest first."""
+    from mailgate import db, views
+
     with db.session_scope(obj.services().engine) as session:
         data = views.list_outbox(session, state)
     _emit(data, as_json, ["id", "state", "attempts", "ticket", "to", "template", "subject"])

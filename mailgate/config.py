@@ -24,9 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from mailgate.configfile import DATA_DIR, MAX_MESSAGE_SIZE
 from mailgate.durations import parse_duration
-
-DEFAULT_PATH = Path("/etc/mailgate/config.toml")
 
 
 class ConfigError(Exception):
@@ -50,7 +49,7 @@ class DatabaseConfig(Section):
 class PathsConfig(Section):
     rules: Path = Path("rules")
     templates: Path = Path("templates")
-    data: Path = Path("var")
+    data: Path = Path(DATA_DIR)
 
 
 class SmtpConfig(Section):
@@ -58,7 +57,7 @@ class SmtpConfig(Section):
     host: str = "127.0.0.1"
     port: int = Field(2525, ge=0, le=65535)
     protocol: Literal["smtp", "lmtp"] = "smtp"
-    max_message_size: int = Field(26214400, gt=0)
+    max_message_size: int = Field(MAX_MESSAGE_SIZE, gt=0)
     # Abuse limits of the listener: sessions open at once (one more is answered 421
     # and closed), and seconds a session may take for one command, the whole DATA
     # transfer included, before it is dropped (RFC 5321 §4.5.3.2 suggests 5 minutes).
@@ -255,11 +254,6 @@ def _address(value: str) -> str:
     if "@" not in value or any(c.isspace() for c in value):
         raise ValueError(f"{value!r} is not a mail address")
     return value
-
-
-def resolve_path(explicit: str | None) -> Path:
-    """The config file to use: ``-c``, then ``$MAILGATE_CONFIG``, then the system one."""
-    return Path(explicit or os.environ.get("MAILGATE_CONFIG") or DEFAULT_PATH)
 
 
 def load(path: Path, environ: dict[str, str] | None = None) -> Config:

@@ -40,7 +40,8 @@ from mailgate.checks import check_all
 from mailgate.config import ConfigError
 from mailgate.db import session_scope
 from mailgate.durations import parse_duration
-from mailgate.inbound.listener import SpoolHandler, smtp_factory
+from mailgate.inbound import handoff
+from mailgate.inbound.listener import LocalSocket, SpoolHandler, smtp_factory
 from mailgate.intakefirst import IntakeFirst
 from mailgate.metrics import Metrics
 from mailgate.metrics import serve as metrics_http
@@ -95,7 +96,11 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, self._reload_soon)
         if self.process:
             await self._start_workers()  # before the doors open: READY means processing
-        server = await self._listen() if self.listen else None
+        # deliver's socket first: whoever sees the TCP port open finds it there too
+        local = LocalSocket(self.svc.config.paths.data / handoff.SOCKET_NAME)
+        deliver_door = await local.open(self._factory("pipe"))
+        servers = [deliver_door] if deliver_door is not None else []
+        servers += [await self._listen()] if self.listen else []
         http = await self._serve_metrics() if self.metrics is not None else None
         tasks = [asyncio.create_task(self._imap_watcher(a)) for a in self.svc.config.imap]
         scheduler = None
@@ -113,8 +118,8 @@ class Daemon:
         self.imap_stop.set()
         if http is not None:
             http.close()
-        if server is not None:
-            await self._drain(server)
+        await self._drain(servers)
+        local.remove()
         self.spooled.set()
         self.queued.set()
         await asyncio.gather(*tasks)
@@ -208,23 +213,29 @@ class Daemon:
         log.info("metrics on http://%s:%s/metrics", cfg.host, http.sockets[0].getsockname()[1])
         return http
 
-    async def _listen(self) -> asyncio.AbstractServer:
-        cfg = self.svc.config.smtp
-        factory = smtp_factory(self.svc, self.handler, socket.gethostname())
+    def _factory(self, door: str | None = None):
+        """A session factory whose sessions a drain can find (``self.sessions``)."""
+        factory = smtp_factory(self.svc, self.handler, socket.gethostname(), door)
 
         def tracked():
             protocol = factory()
             self.sessions.add(protocol)
             return protocol
 
-        server = await asyncio.get_running_loop().create_server(tracked, cfg.host, cfg.port)
+        return tracked
+
+    async def _listen(self) -> asyncio.AbstractServer:
+        cfg = self.svc.config.smtp
+        server = await asyncio.get_running_loop().create_server(self._factory(), cfg.host,
+                                                                cfg.port)
         port = server.sockets[0].getsockname()[1]
         log.info("listening for %s on %s:%s", cfg.protocol.upper(), cfg.host, port)
         return server
 
-    async def _drain(self, server: asyncio.AbstractServer) -> None:
+    async def _drain(self, servers: list[asyncio.AbstractServer]) -> None:
         """Stop accepting, let messages in DATA finish, then close idle sessions."""
-        server.close()
+        for server in servers:
+            server.close()
         deadline = asyncio.get_running_loop().time() + DRAIN_TIMEOUT
         while self.handler.in_flight and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(0.05)

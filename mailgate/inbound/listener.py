@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable
+from pathlib import Path
 
 from aiosmtpd.lmtp import LMTP
 from aiosmtpd.smtp import SMTP
@@ -47,6 +49,7 @@ class _DoorProtocol(FastPaths, BufferedData):
     # The listener's live sessions (see ``smtp_factory``): a session leaves it when
     # its connection is lost, which frees its place under ``max_connections``.
     live: set | None = None
+    door = "smtp"  # what the spool records as the way the message came in
 
     def connection_lost(self, error: Exception | None) -> None:
         """Forget the session, then let aiosmtpd clean up."""
@@ -103,7 +106,6 @@ class SpoolHandler:
                  gate: IntakeFirst | None = None):
         self.svc = svc
         self.on_spooled = on_spooled
-        self.door = svc.config.smtp.protocol
         self.in_flight = 0  # sessions between DATA and its reply (see MailgateSMTP)
         self.committer = GroupCommit(svc.engine, gate)
 
@@ -117,7 +119,7 @@ class SpoolHandler:
     async def handle_DATA(self, server, session, envelope):
         """Commit the raw message to the spool, then answer 250 (or 451); sessions
         that reach this point together share one commit (groupcommit.py)."""
-        incoming = Incoming(envelope.original_content, self.door,
+        incoming = Incoming(envelope.original_content, server.door,
                             reverse_path(envelope.mail_from),
                             [r.lower() for r in envelope.rcpt_tos], self.svc.clock())
         try:
@@ -153,8 +155,10 @@ class _Busy(asyncio.Protocol):
         transport.close()
 
 
-def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callable[[], SMTP]:
-    """A protocol factory for ``loop.create_server``.
+def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str,
+                 door: str | None = None) -> Callable[[], SMTP]:
+    """A protocol factory for ``loop.create_server``: ``[smtp] protocol`` sessions, or
+    LMTP ones recorded as ``door`` (deliver's local socket, handoff.py).
 
     ``hostname`` is passed in because aiosmtpd's default, ``socket.getfqdn()``, may
     wait on DNS for every connection.  At most ``[smtp] max_connections`` sessions
@@ -162,7 +166,8 @@ def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callabl
     longer than ``[smtp] timeout`` for one command, DATA included.
     """
     cfg = svc.config.smtp
-    protocol = MailgateLMTP if cfg.protocol == "lmtp" else MailgateSMTP
+    door = door or cfg.protocol
+    protocol = MailgateSMTP if door == "smtp" else MailgateLMTP
     live: set = set()
 
     def factory() -> SMTP | _Busy:
@@ -173,8 +178,40 @@ def smtp_factory(svc: Services, handler: SpoolHandler, hostname: str) -> Callabl
         session = protocol(handler, hostname=hostname, data_size_limit=cfg.max_message_size,
                            enable_SMTPUTF8=True, decode_data=False, ident="mailgate",
                            timeout=cfg.timeout)
-        session.live = live
+        session.live, session.door = live, door
         live.add(session)
         return session
 
     return factory
+
+
+class LocalSocket:
+    """deliver's socket (handoff.py) at ``path``: made at start in place of one that a
+    stopped daemon left, removed at stop unless another daemon has taken its place."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.inode: int | None = None
+
+    async def open(self, factory: Callable[[], SMTP]) -> asyncio.AbstractServer | None:
+        """Listen; None (logged) when the socket cannot be made: deliver then stores
+        and processes its messages itself, as it does with no daemon running."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.path.unlink(missing_ok=True)
+            server = await asyncio.get_running_loop().create_unix_server(factory, self.path)
+            self.inode = os.stat(self.path).st_ino
+        except OSError as exc:
+            log.warning("no socket for deliver at %s (%s): each deliver will process its "
+                        "message itself", self.path, exc.strerror or exc)
+            return None
+        log.info("listening for deliver (LMTP) on %s", self.path)
+        return server
+
+    def remove(self) -> None:
+        """Remove the socket file if it is still the one this daemon made."""
+        try:
+            if self.inode is not None and os.stat(self.path).st_ino == self.inode:
+                self.path.unlink()
+        except OSError:
+            pass  # gone already: nothing to remove

@@ -10,10 +10,10 @@ Like rt-mailgate, any unexpected error is a tempfail: a bounce would lose the ma
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
-from mailgate import spool
-from mailgate.bootstrap import Services
+if TYPE_CHECKING:  # the hand-off path (handoff.py) must not pay for these imports
+    from mailgate.bootstrap import Services
 
 EX_OK, EX_USAGE, EX_DATAERR, EX_NOUSER, EX_TEMPFAIL, EX_CONFIG = 0, 64, 65, 67, 75, 78
 
@@ -49,6 +49,8 @@ def read_message(stream: BinaryIO, limit: int) -> bytes | PipeOutcome:
 def deliver(svc: Services, raw: bytes, *, sender: str | None,
             recipients: list[str]) -> PipeOutcome:
     """Spool ``raw`` for ``recipients`` (all our mailboxes' when none are given)."""
+    from mailgate import spool
+
     recipients = [r.strip().lower() for r in recipients if r.strip()]
     ours = [r for r in recipients if svc.config.mailbox_for(r)]
     if recipients and not ours:
