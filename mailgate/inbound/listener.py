@@ -36,6 +36,8 @@ REPLY_TOO_BIG = "552 5.3.4 Message too big: the limit here is {limit} bytes"
 REPLY_TEMPFAIL = "451 4.3.0 Cannot store the message now ({reason}); try again later"
 REPLY_BUSY = "421 4.7.0 Too many connections, try again later"
 
+SOCKET_MODE = 0o660  # deliver's socket (LocalSocket)
+
 # aiosmtpd's own size refusals carry no enhanced status code; ours do.
 _AIOSMTPD_TOO_BIG = ("552 Error: Too much mail data", "552 Error: message size exceeds")
 
@@ -200,6 +202,10 @@ class LocalSocket:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self.path.unlink(missing_ok=True)
             server = await asyncio.get_running_loop().create_unix_server(factory, self.path)
+            # The daemon's user and group may connect, whatever the umask: like the SMTP
+            # door, this one must be reachable only by what the MTA hands over, as the
+            # Authentication-Results it brings are believed (staffauth.py).
+            os.chmod(self.path, SOCKET_MODE)
             self.inode = os.stat(self.path).st_ino
         except OSError as exc:
             log.warning("no socket for deliver at %s (%s): each deliver will process its "

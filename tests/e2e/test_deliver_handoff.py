@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import stat
 import subprocess
 
 import pytest
@@ -34,6 +35,7 @@ def test_the_daemon_stores_and_processes_what_deliver_hands_over(home):
     msg = mail("mario@acme.it", "Handed over")
     with serving(home):
         assert socket_of(home).is_socket()
+        assert stat.S_IMODE(socket_of(home).stat().st_mode) == 0o660
         proc = deliver(home, msg.as_bytes(), "--sender", "mario@acme.it",
                        "--recipient", "support@example.com", env=NO_DATABASE)
         assert proc.returncode == 0, proc.stderr
