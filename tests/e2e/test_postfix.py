@@ -20,6 +20,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -389,3 +390,42 @@ def test_pipe_null_sender_reaches_mailgate_as_a_bounce(pipe_chain):
     assert row["mail_from"] == "" and row["state"] == "ignored"
     assert row["outcome"].startswith("bounce")
     assert tickets_about(home, msg["Subject"]) == []
+
+
+def test_pipe_hands_the_mail_to_a_daemon_running_as_the_pipes_user(pipe_chain,
+                                                                    python_for_nobody):
+    """The pipe and ``serve`` as one user (nobody, as ``user=mailgate`` in production):
+    deliver gives the mail to the daemon over its socket, and the daemon processes it."""
+    home, postfix = pipe_chain.home, pipe_chain.postfix
+    log_path = home.root / "serve-nobody.log"
+    with open(log_path, "wb") as log:
+        daemon = subprocess.Popen([python_for_nobody, "-m", "mailgate", "-c", str(home.config),
+                                   "serve"], user="nobody", group="nogroup", extra_groups=[],
+                                  cwd=home.root, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_for_socket(home.root / "var" / "deliver.sock", daemon, log_path)
+        msg = mail(CUSTOMER, "Printer jammed (through the daemon)")
+        queue_id = postfix.send(msg, CUSTOMER, ["hd@example.com"])
+        postfix.wait_log(rf"{queue_id}: to=<hd@example.com>.*relay=gwpipe.*status=sent")
+        row = wait_processed(home, msg)
+    finally:
+        daemon.terminate()
+        assert daemon.wait(timeout=30) == 0, log_path.read_text()
+    assert row["door"] == "pipe" and row["state"] == "processed"
+    # The daemon, not deliver, processed it: its own log says so.
+    mid = msg["Message-ID"]
+    assert re.search(rf"message-id={re.escape(mid)} door=pipe .*outcome='created'",
+                     log_path.read_text())
+    [ticket] = tickets_about(home, msg["Subject"])
+    [reply] = [m for m in home.mails_to(CUSTOMER) if m["In-Reply-To"] == mid]
+    assert reply["Subject"].startswith(f"[#{ticket['number']}] ")
+
+
+def wait_for_socket(path: Path, daemon: subprocess.Popen, log_path: Path) -> None:
+    """Wait until ``serve`` listens on deliver's socket."""
+    deadline = time.monotonic() + TIMEOUT
+    while not path.is_socket():
+        assert daemon.poll() is None, log_path.read_text()
+        assert time.monotonic() < deadline, f"no {path}: {log_path.read_text()}"
+        time.sleep(0.05)
