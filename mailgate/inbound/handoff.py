@@ -7,8 +7,8 @@ round).  ``mailgate serve`` listens on ``deliver.sock`` in ``[paths] data`` and 
 250 only after its spool commit, as its SMTP door does, so exit 0 still means
 "committed"; the row is recorded with the pipe door.  This module imports the stdlib
 alone.  ``hand_over`` returns None, and deliver stores the message itself, when no
-daemon answers or it refuses what the pipe door takes (a sender address outside the
-SMTP grammar, a line over 1,000 octets): nothing a daemon did not commit is lost.
+daemon answers or it refuses for good what the pipe door takes (aiosmtpd's 500 for a
+line over 1,000 octets): nothing a daemon did not commit is lost.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mailgate.inbound.pipe import (
 )
 
 SOCKET_NAME = "deliver.sock"
-# What deliver says in LHLO; the daemon's log shows it as the client's name.
+# The name deliver gives in LHLO (RFC 2033 §4.1).
 CLIENT_NAME = "mailgate-deliver"
 # Seconds for each reply.  The daemon answers the end of DATA after its group commit,
 # which waits out the database's busy timeout at worst, then says 451.
