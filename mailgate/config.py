@@ -24,7 +24,7 @@ from pydantic import (
     model_validator,
 )
 
-from mailgate.configfile import DATA_DIR, MAX_MESSAGE_SIZE
+from mailgate.configfile import DATA_DIR, MAX_MESSAGE_SIZE, RawConfig, env_name
 from mailgate.durations import parse_duration
 
 
@@ -260,7 +260,7 @@ def load(path: Path, environ: dict[str, str] | None = None) -> Config:
     """Read, override, validate and resolve the configuration at ``path``."""
     environ = os.environ if environ is None else environ
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = RawConfig(path, environ).data
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
     except tomllib.TOMLDecodeError as exc:
@@ -293,7 +293,7 @@ def _apply_environment(data: dict[str, Any], environ: dict[str, str]) -> None:
         for key, kfield in model.model_fields.items():
             toml_key = kfield.alias or key
             for env_key in {toml_key, key.rstrip("_")}:
-                raw = environ.get(f"MAILGATE_{name}_{env_key}".upper())
+                raw = environ.get(env_name(name, env_key))
                 if raw is not None:
                     is_list = get_origin(kfield.annotation) is list
                     data.setdefault(name, {})[toml_key] = _toml_array(raw) if is_list else raw

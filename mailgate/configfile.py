@@ -24,6 +24,11 @@ def resolve_path(explicit: str | None) -> Path:
     return Path(explicit or os.environ.get("MAILGATE_CONFIG") or DEFAULT_PATH)
 
 
+def env_name(section: str, key: str) -> str:
+    """The environment variable that overrides ``[section] key`` (SPEC §10)."""
+    return f"MAILGATE_{section}_{key}".upper()
+
+
 class RawConfig:
     """The file's TOML with the ``MAILGATE_<SECTION>_<KEY>`` overrides (SPEC §10) for
     single values; raises OSError or ``tomllib.TOMLDecodeError`` when unreadable."""
@@ -35,7 +40,7 @@ class RawConfig:
 
     def value(self, section: str, key: str, default: Any) -> Any:
         """``[section] key`` as the environment, the file or ``default`` gives it."""
-        override = self.environ.get(f"MAILGATE_{section}_{key}".upper())
+        override = self.environ.get(env_name(section, key))
         if override is not None:
             return override
         table = self.data.get(section)
