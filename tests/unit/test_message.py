@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
@@ -157,3 +158,61 @@ def test_wrongly_declared_charset_falls_back_to_detection():
            b"Content-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
            + text.encode("koi8-r") + b"\r\n")
     assert parse(raw).text.strip() == text
+
+
+# Long base64 runs are parsed from the raw bytes, not through the email package
+# (bigparts.py).  Whatever the shape of the mail, the result must be what the plain
+# parse gives.
+
+def _files_mail(*parts: EmailMessage | tuple[bytes, str, str, str]) -> bytes:
+    msg = EmailMessage()
+    msg["From"] = "a@x.com"
+    msg["Subject"] = "logs"
+    msg.set_content("See attached.")
+    for part in parts:
+        if isinstance(part, EmailMessage):
+            msg.add_attachment(part)
+        else:
+            data, maintype, subtype, name = part
+            msg.add_attachment(data, maintype=maintype, subtype=subtype, filename=name)
+    return msg.as_bytes()
+
+
+def _forwarded(inner: bytes) -> EmailMessage:
+    from email import message_from_bytes, policy
+    return message_from_bytes(inner, policy=policy.default)
+
+
+FILE = bytes(range(256)) * 160  # 40 KB: a run of base64 lines of about 55 KB
+LOG = ("2026-12-07 04:15 printer offline, retrying\n" * 1200)  # 52 KB of text
+
+
+@pytest.mark.parametrize("raw_mail", [
+    _files_mail((FILE, "application", "pdf", "report.pdf")),
+    _files_mail((FILE, "application", "zip", "a.zip"), (FILE[::-1], "image", "png", "b.png")),
+    _files_mail((LOG.encode(), "text", "plain", "event.log")),
+    _files_mail(_forwarded(_files_mail((FILE, "application", "pdf", "inner.pdf")))),
+], ids=["one file", "two files", "text file", "forwarded mail with a file"])
+def test_long_base64_bodies_parse_as_the_whole_mail_does(raw_mail, monkeypatch):
+    from mailgate import bigparts
+    assert bigparts.split(raw_mail)[1], "no run was long enough to be elided"
+    elided = parse(raw_mail)
+    monkeypatch.setattr(bigparts, "MIN_RUN", 1 << 40)
+    whole = parse(raw_mail)
+    # mail-parser names a forwarded message at random ("xkqzv.txt"): compare the rest.
+    assert [(a.content_type, a.size, a.sha256) for a in whole.attachments] == [
+        (a.content_type, a.size, a.sha256) for a in elided.attachments]
+    assert replace(whole, attachments=[]) == replace(elided, attachments=[])
+    assert FILE in [a.data for a in elided.attachments] or any(
+        LOG.encode() in a.data for a in elided.attachments)
+
+
+def test_a_long_base64_text_body_is_read_as_text():
+    msg = EmailMessage()
+    msg["From"] = "a@x.com"
+    msg["Subject"] = "log"
+    msg.set_content(LOG, charset="utf-8", cte="base64")
+    raw_mail = msg.as_bytes()
+    from mailgate import bigparts
+    assert bigparts.split(raw_mail)[1]
+    assert parse(raw_mail).text.strip() == LOG.strip()
