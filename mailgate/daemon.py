@@ -76,7 +76,7 @@ class Daemon:
         # The in-process pipeline and the outbox take turns for their write
         # transactions on SQLite, as worker processes do (turns.py).
         self.pipeline_turn = Turns(svc.engine, self.gate)
-        self.outbox_turn = Turns(svc.engine, self.gate)
+        self.outbox_turn = Turns(svc.engine, self.gate, first=True)
         self.handler = SpoolHandler(svc, self._spooled, self.gate)
         self.pool: workers.Pool | None = None  # pipeline worker processes, if any
         # Weak: a closed connection's session goes with it (a set kept every one, and

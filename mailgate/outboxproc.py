@@ -35,7 +35,7 @@ def run(config_path: Path, wake: Connection, ready: Queue, log_setup: tuple[str,
     """The outbox process's main loop (the target of its process)."""
     state = started(log_setup)
     svc = bootstrap.build(config.load(config_path))
-    transport, turn = send.make_transport(svc.config.outbound), Turns(svc.engine, gate)
+    transport, turn = send.make_transport(svc.config.outbound), Turns(svc.engine, gate, first=True)
     ready.put(os.getpid())
     log.info("outbox process %s sending", os.getpid())
     while not state.leaving():

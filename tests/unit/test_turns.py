@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import threading
 import time
 
@@ -50,3 +51,35 @@ def test_a_database_without_a_file_takes_no_turn():
     assert turn.handle is None
     with turn(), turn():  # nested: nothing to wait for
         pass
+
+
+
+def test_a_worker_lets_a_waiting_outbox_go_first(tmp_path):
+    # flock is not fair: a worker trying for the turn between the messages it parses
+    # won it again and again, and the outbox's queue grew.  While the outbox waits
+    # (it holds the "first" lock, as here), a free turn is left to it.
+    engine = make_engine(f"sqlite:///{tmp_path / 'mailgate.db'}")
+    gate = IntakeFirst(enabled=True)
+    worker, outbox = Turns(engine, gate), Turns(engine, gate, first=True)
+    parsed, events = [], []
+
+    def parse_ahead() -> bool:
+        # A worker's read-ahead with a long backlog: always a message to parse.
+        parsed.append(len(parsed))
+        time.sleep(0.001)
+        return True
+
+    def work():
+        with worker(parse_ahead):
+            events.append("worker")
+
+    fcntl.flock(outbox.ahead, fcntl.LOCK_EX)  # the outbox waits for the turn
+    thread = threading.Thread(target=work)
+    thread.start()
+    time.sleep(0.2)
+    assert events == [] and parsed, "the worker took the turn the outbox waits for"
+    with outbox():  # takes the turn, then lets go of the "first" lock it already held
+        time.sleep(0.1)
+        events.append("outbox")
+    thread.join(5)
+    assert events == ["outbox", "worker"]
