@@ -36,7 +36,11 @@ log = logging.getLogger("mailgate.outbound")
 FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 SEND_LEASE = timedelta(minutes=5)
-SEND_BATCH = 20  # mails claimed together and recorded together
+# Mails claimed together and recorded together: two turns of the write lock (turns.py)
+# for the batch.  Each turn may wait for a worker's batch transaction (~40 ms), so with
+# 20 the outbox sent at most ~200 mails/s and fell behind two workers (bench/RESULTS.md,
+# ninth round).
+SEND_BATCH = 100
 
 
 class Transport:
