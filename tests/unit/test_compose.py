@@ -7,6 +7,7 @@ import email.policy
 from datetime import UTC, datetime
 from email.header import Header
 from email.message import EmailMessage
+from email.utils import getaddresses
 from pathlib import Path
 
 import jinja2
@@ -14,8 +15,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
+from mailgate.message import decode_text
 from mailgate.outbound import mimewrite
-from mailgate.outbound.compose import Envelope, Rendered, Templates
+from mailgate.outbound.compose import Envelope, Rendered, Templates, one_line
 from mailgate.outbound.compose import build as compose
 
 NOW = datetime(2025, 3, 4, 9, 30, tzinfo=UTC)
@@ -182,3 +184,24 @@ def test_short_ascii_headers_are_written_as_the_stdlib_folds_them(name, value):
     folded = Header(value, "us-ascii", maxlinelen=mimewrite.FOLD_AT, header_name=name,
                     continuation_ws=" ").encode(splitchars=" ", linesep="\r\n")
     assert mimewrite.header(name, value) == f"{name}: {folded}\r\n".encode()
+
+
+@given(value=st.text(min_size=1, max_size=300).map(one_line).filter(lambda v: not v.isascii()))
+@example(value="Иван Петрович Сидоров-Кузнецов из бухгалтерии ООО «Ромашка», Москва")
+@example(value="🙂" * 40 + " é")  # 4-octet characters at every word's end
+def test_non_ascii_headers_are_encoded_words_that_decode_to_the_text(value):
+    raw = (mimewrite.header("Subject", value) + mimewrite.address_header("To", value, "a@b.it")
+           + b"\r\n")
+    # 7-bit, lines folded with CRLF only (RFC 5322 §2.2.3): no bare CR or LF.
+    assert raw.isascii() and b"\r" not in raw.replace(b"\r\n", b"")
+    assert b"\n" not in raw.replace(b"\r\n", b"")
+    subject_lines = raw.split(b"\r\nTo: ")[0].split(b"\r\n")
+    assert all(len(line) <= mimewrite.FOLD_AT for line in subject_lines)
+    msg = email.message_from_bytes(raw, policy=email.policy.default)
+    assert msg["Subject"] == value
+    # The display name as RFC 2047 §6.2 decodes it (the white space between encoded
+    # words dropped), as mail clients and our own parser do; the stdlib's modern
+    # address parser keeps it as a space.
+    to = email.message_from_bytes(raw, policy=email.policy.compat32)["To"]
+    [(name, addr)] = getaddresses([" ".join(to.split())])
+    assert (decode_text(name), addr) == (value, "a@b.it")
