@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager, suppress
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from imapclient import IMAPClient
@@ -76,6 +76,7 @@ class PollResult:
     duplicates: int = 0
     left: int = 0
     too_big: int = 0
+    exists: int = field(default=0, compare=False)  # messages in the folder at its SELECT
 
 
 class ConnectionLost(ConnectionError):
@@ -230,15 +231,25 @@ def _session(client: IMAPClient, svc: Services, account: ImapConfig, stop: threa
 
 def _poll_until_quiet(client: IMAPClient, svc: Services, account: ImapConfig,
                       on_spooled: Callable[[], None], stop: threading.Event) -> PollResult:
-    """Poll until a poll finds nothing new.
+    """Poll until a poll finds nothing new, and the folder still holds as many
+    messages as when that poll selected it.
 
-    Mail that arrives while we fetch or move is announced (EXISTS) in the reply to
-    one of our own commands, where IDLE would never see it; one more poll takes it.
+    Mail that arrives while we search, fetch or move is announced (EXISTS, RFC 3501
+    §7.3.1) in the reply to one of our own commands, where IDLE would never see it:
+    one more poll takes it.  A poll that found nothing selects the folder once more
+    to see whether such news came (a new mail after that is IDLE's to announce).
     """
     while True:
         result = poll(client, svc, account, on_spooled, stop)
-        if not result.fetched or result.left or stop.is_set():
+        if result.left or stop.is_set():
             return result
+        if not result.fetched and _exists(client, account) == result.exists:
+            return result
+
+
+def _exists(client: IMAPClient, account: ImapConfig) -> int:
+    """How many messages ``account.folder`` holds now."""
+    return int(client.select_folder(account.folder)[b"EXISTS"])
 
 
 def _idle_until_news(client: IMAPClient, stop: threading.Event) -> bool:
@@ -283,12 +294,12 @@ def poll(client: IMAPClient, svc: Services, account: ImapConfig,
          stop: threading.Event | None = None) -> PollResult:
     """Take the new mail of ``account.folder`` on a logged-in ``client``."""
     info = client.select_folder(account.folder)
-    uidvalidity = int(info[b"UIDVALIDITY"])
+    uidvalidity, exists = int(info[b"UIDVALIDITY"]), int(info[b"EXISTS"])
     last_uid = _last_uid(svc.engine, account, uidvalidity, svc.clock())
     # "n:*" always matches the highest UID, even one below n (RFC 3501 §6.4.8).
     uids = sorted(u for u in client.search(["UID", f"{last_uid + 1}:*"]) if u > last_uid)
     if not uids:
-        return PollResult()
+        return PollResult(exists=exists)
     if account.processed_folder:
         _ensure_folder(client, account.processed_folder)
     taker = _Taker(client, svc, account, uidvalidity, on_spooled)

@@ -319,6 +319,41 @@ class Watching:
         return self.desk.home.query("SELECT count(*) FROM spool")[0][0]
 
 
+class MailDuringSearch:
+    """A real client; a mail is delivered while its first SEARCH runs, and the server's
+    EXISTS for it comes in the reply to that command (here: a NOOP right after), as
+    when the mail lands between the search and the reply."""
+
+    def __init__(self, client, user, msg):
+        self._client, self._user, self._msg = client, user, msg
+
+    def search(self, *args):
+        found = self._client.search(*args)
+        if self._msg is not None:
+            append(self._user, self._msg)
+            self._client.noop()  # the announcement is read and gone
+            self._msg = None
+        return found
+
+    def __getattr__(self, name):
+        return getattr(self._client, name)
+
+
+def test_mail_announced_during_an_empty_poll_is_taken_before_idling(tmp_path, imap_user):
+    # Once EXISTS has been read in a reply to our own command, IDLE does not announce
+    # the mail again: it would wait for the next mail or the IDLE renewal (9 minutes).
+    desk = desk_for(tmp_path, imap_user, poll_interval="10m")
+    account = desk.svc.config.imap[0]
+    with imap_user.client() as client:
+        racing = MailDuringSearch(client, imap_user, mail("mario@acme.it", "During the search"))
+        result = imap._poll_until_quiet(racing, desk.svc, account, lambda: None,
+                                        threading.Event())
+    assert result.fetched == 0
+    process_pending(desk)
+    assert [t["subject"] for t in tickets(desk)] == ["During the search"]
+    assert folder_flags(imap_user, "INBOX") == []
+
+
 def test_watch_idles_wakes_on_new_mail_and_stops_at_once(tmp_path, imap_user):
     desk = desk_for(tmp_path, imap_user, poll_interval="10m")  # only IDLE can wake it
     append(imap_user, mail("mario@acme.it", "Before start"))
