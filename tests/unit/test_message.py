@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import email
+import email.policy
 import hashlib
 from dataclasses import replace
 from email.message import EmailMessage
 
 import pytest
 
+from mailgate import bigparts
 from mailgate.message import parse
 
 
@@ -179,8 +182,7 @@ def _files_mail(*parts: EmailMessage | tuple[bytes, str, str, str]) -> bytes:
 
 
 def _forwarded(inner: bytes) -> EmailMessage:
-    from email import message_from_bytes, policy
-    return message_from_bytes(inner, policy=policy.default)
+    return email.message_from_bytes(inner, policy=email.policy.default)
 
 
 FILE = bytes(range(256)) * 160  # 40 KB: a run of base64 lines of about 55 KB
@@ -194,7 +196,6 @@ LOG = ("2026-12-07 04:15 printer offline, retrying\n" * 1200)  # 52 KB of text
     _files_mail(_forwarded(_files_mail((FILE, "application", "pdf", "inner.pdf")))),
 ], ids=["one file", "two files", "text file", "forwarded mail with a file"])
 def test_long_base64_bodies_parse_as_the_whole_mail_does(raw_mail, monkeypatch):
-    from mailgate import bigparts
     assert bigparts.split(raw_mail)[1], "no run was long enough to be elided"
     elided = parse(raw_mail)
     monkeypatch.setattr(bigparts, "MIN_RUN", 1 << 40)
@@ -213,6 +214,5 @@ def test_a_long_base64_text_body_is_read_as_text():
     msg["Subject"] = "log"
     msg.set_content(LOG, charset="utf-8", cte="base64")
     raw_mail = msg.as_bytes()
-    from mailgate import bigparts
     assert bigparts.split(raw_mail)[1]
     assert parse(raw_mail).text.strip() == LOG.strip()
