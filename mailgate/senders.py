@@ -14,7 +14,7 @@ from sqlalchemy import bindparam, case, func
 from sqlmodel import Session, select
 
 from mailgate.db import execute, upserts
-from mailgate.models import Company, Contact, Staff
+from mailgate.models import Company, Contact, Staff, loaded
 from mailgate.policy import Policy
 
 STAFF, CONTACT, UNKNOWN = "staff", "contact", "unknown"
@@ -83,11 +83,11 @@ def identify(session: Session, policy: Policy, address: str, name: str = "") -> 
     found = execute(session, _CONTACT, address=address)
     if found.rows:
         known = found.mapping(found.one())
-        return Sender(CONTACT, address, name or known.pop("contact_name"), Company(**known))
+        return Sender(CONTACT, address, name or known.pop("contact_name"), loaded(Company, known))
     rule = policy.company_for_domain(address.rpartition("@")[2])
     if rule:
         found = execute(session, _COMPANY, name=rule.name)
-        return Sender(CONTACT, address, name, Company(**found.mapping(found.one())))
+        return Sender(CONTACT, address, name, loaded(Company, found.mapping(found.one())))
     return Sender(UNKNOWN, address, name)
 
 

@@ -22,7 +22,7 @@ from sqlmodel import Session, select
 from mailgate import blobio, hotsql
 from mailgate.db import execute, session_scope, upserts
 from mailgate.message import MSGID_RE
-from mailgate.models import Spool, SpoolRaw
+from mailgate.models import Spool, SpoolRaw, loaded
 
 PENDING, PROCESSED, IGNORED, FAILED = "pending", "processed", "ignored", "failed"
 
@@ -194,7 +194,7 @@ def claim(session: Session, spool_id: int) -> Spool | None:
     locking = session.get_bind().dialect.name == "postgresql"
     claimed = execute(session, _CLAIM[locking], spool_id=spool_id)
     row = claimed.first()
-    return Spool(**claimed.mapping(row)) if row is not None else None
+    return loaded(Spool, claimed.mapping(row)) if row is not None else None
 
 
 def record_outcome(session: Session, row: Spool) -> None:

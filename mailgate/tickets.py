@@ -26,6 +26,7 @@ from mailgate.models import (
     Ticket,
     TicketLink,
     TimeEntry,
+    built,
 )
 
 TICKET_COUNTER = "ticket"
@@ -81,8 +82,8 @@ def open_ticket(session: Session, number: int, mail: ParsedMail, *, subject: str
                 response_due: datetime | None = None,
                 response_warn_at: datetime | None = None) -> Ticket:
     """A new ticket for ``mail``, due as its SLA says; the requester is its sender."""
-    ticket = Ticket(
-        number=number, token=msgids.new_token(), subject=subject[:998],
+    ticket = built(
+        Ticket, number=number, token=msgids.new_token(), subject=subject[:998],
         status="new", priority=priority, origin=origin, company_id=company_id,
         requester=mail.from_addr, created_at=now, updated_at=now,
         response_due=response_due, response_warn_at=response_warn_at,
