@@ -35,6 +35,8 @@ def templates(tmp_path: Path) -> Templates:
         "en/rich.html.j2": "<p>{{ text }}</p>\n",
         "en/strict.subject.j2": "{{ missing }}\n",
         "en/strict.txt.j2": "x\n",
+        "en/count.subject.j2": "{{ range(n) | list | length }} of {{ n }}\n",
+        "en/count.txt.j2": "{% for i in range(n) %}{{ cycle.next() }}{% endfor %}\n",
     }
     for name, body in files.items():
         (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
@@ -80,6 +82,21 @@ def test_template_syntax_in_customer_text_stays_literal(templates):
     text = "{{ name }} {% if 1 %}x{% endif %}"
     rendered = templates.render("hello", "en", {"name": "Mario", "text": text})
     assert f"you wrote: {text}" in rendered.text
+
+
+def test_templates_keep_jinjas_globals_and_each_render_its_own_context(templates):
+    # The globals are merged into a context once per template (compose._Template):
+    # they must still be there, and nothing of one render may reach the next.
+    first = templates.render("count", "en", {"n": 3, "cycle": jinja2.utils.Cycler("a", "b")})
+    assert (first.subject, first.text) == ("3 of 3", "aba\n")
+    second = templates.render("count", "en", {"n": 1, "cycle": jinja2.utils.Cycler("z")})
+    assert (second.subject, second.text) == ("1 of 1", "z\n")
+    with pytest.raises(jinja2.UndefinedError, match="cycle"):
+        templates.render("count", "en", {"n": 2})
+    # A context variable named as a global wins, as in Jinja's own contexts.
+    shadowed = templates.render("count", "en", {"n": 2, "range": lambda n: "abcde",
+                                                "cycle": jinja2.utils.Cycler("q")})
+    assert shadowed.subject == "5 of 2"
 
 
 def test_unknown_variable_raises(templates):
