@@ -14,9 +14,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import class_mapper, make_transient_to_detached
 from sqlmodel import Session, create_engine
 
 from mailgate import hotsql
+from mailgate.models import loaded
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -88,9 +90,32 @@ def execute(session: Session, statement, **params) -> hotsql.Rows:
 
 def first(session: Session, statement, **params):
     """The first ORM object that ``statement``, a select of one entity built once with
-    ``bindparam`` placeholders, finds; None when there is none.  About a third of the
-    cost of the same select built on every call (~115 µs against ~300 on SQLite)."""
-    return session.execute(statement, params).scalars().first()
+    ``bindparam`` placeholders, finds, in the session as if the ORM had loaded it (its
+    changes are flushed with the session's); None when there is none.
+
+    The row is read as ``execute`` reads one and becomes an object as the ORM makes
+    those it loads (``models.loaded``): the ORM's own select of the statement was
+    about a tenth of the pipeline's CPU on replies (bench/RESULTS.md).  An object the
+    session holds already is the one returned, as with the ORM's identity map.
+    """
+    rows = execute(session, statement, **params)
+    row = rows.first()
+    if row is None:
+        return None
+    values = rows.mapping(row)
+    mapper = _MAPPERS.get(statement) or _MAPPERS.setdefault(
+        statement, class_mapper(statement.column_descriptions[0]["entity"]))
+    key = mapper.identity_key_from_primary_key([values[c.key] for c in mapper.primary_key])
+    held = session.identity_map.get(key)
+    if held is not None:
+        return held
+    obj = loaded(mapper.class_, values)
+    make_transient_to_detached(obj)
+    session.add(obj)
+    return obj
+
+
+_MAPPERS: dict = {}  # the mapper of the entity each statement given to ``first`` selects
 
 
 def _tune_sqlite(engine: Engine, busy_timeout_ms: int) -> None:

@@ -39,7 +39,7 @@ from mailgate.classify import AUTO_REPLY, BOUNCE, classify
 from mailgate.config import MailboxConfig
 from mailgate.db import session_scope
 from mailgate.message import ParsedMail, parse
-from mailgate.models import Company, Spool, Ticket
+from mailgate.models import Spool, Ticket
 from mailgate.notify import Notice, Notifier
 from mailgate.rules import Triage, triage
 from mailgate.run import Result, Run
@@ -372,7 +372,7 @@ def add_to_ticket(run: Run, sender: Sender, ticket: Ticket, why: str) -> Result:
     or reopen it."""
     senders.remember(run.session, sender, run.now)
     _add_copies(run, ticket)
-    company = run.session.get(Company, ticket.company_id) if ticket.company_id else None
+    company = senders.company(run.session, ticket.company_id)
     if sender.kind == STAFF:
         return staffmail.handle(run, sender, ticket, company)
     return customermail.handle(run, sender, ticket, company, why)

@@ -98,3 +98,24 @@ def test_a_statement_with_expanding_parameters_is_refused(engine):
     """An IN list is rendered per call by SQLAlchemy: not a statement to compile once."""
     with engine.begin() as conn, pytest.raises(ValueError, match="expanding"):
         hotsql.run(conn, BY_KEYS, {"keys": ["a", "b"]})
+
+
+def test_first_gives_the_sessions_object_and_its_changes_are_written(engine):
+    """``db.first`` makes the object from the row itself, as the ORM makes those it
+    loads: the same object for the same row twice in a session, as with the ORM's
+    identity map, and a change to it written at the commit."""
+    companies = Company.__table__
+    by_name = select(Company).where(Company.name == bindparam("name"))
+    with engine.begin() as conn:
+        conn.execute(companies.insert(), dict(name="Acme", domains=["acme.it"], language="it",
+                                              plan="gold", managers=[], managers_copy=False,
+                                              prepaid_hours=3.0, active=True))
+    with db.session_scope(engine) as session:
+        acme = db.first(session, by_name, name="Acme")
+        assert (acme.language, acme.domains, acme.prepaid_hours) == ("it", ["acme.it"], 3.0)
+        assert db.first(session, by_name, name="Acme") is acme
+        assert session.get(Company, acme.id) is acme
+        assert db.first(session, by_name, name="Nobody") is None
+        acme.prepaid_hours = 1.5
+    with db.session_scope(engine) as session:
+        assert db.first(session, by_name, name="Acme").prepaid_hours == 1.5
