@@ -48,6 +48,7 @@ _TIME = re.compile(r"(\d{1,2}):(\d{2})")
 _DAYS = re.compile(r"(\d+)_business_days?")
 _CLOCK = re.compile(r"(?:\d+(?:\.\d+)?[hm])+")
 _MAX_CLOSED_DAYS = 3660  # ten years without an open hour: the calendar is unusable
+_DAYS_KEPT = 4096  # dates whose intervals a calendar keeps (a search may walk years)
 _RESPONSES = '"30m", "4h", "1h30m", "next_business_day", "N_business_days" or "best_effort"'
 
 Span = tuple[int, int]  # minutes after local midnight, end may be 1440 ("24:00")
@@ -67,6 +68,9 @@ class Calendar:
     country: str | None = None
     _years: dict[int, tuple[frozenset[date], frozenset[date]]] = field(
         default_factory=dict, repr=False)
+    # Each local date's open intervals once computed: every new ticket asks for the
+    # same few days, and zoneinfo's conversions were most of its SLA arithmetic.
+    _days: dict[date, tuple[Interval, ...]] = field(default_factory=dict, repr=False)
 
     @classmethod
     def from_rule(cls, name: str, rule: CalendarRule) -> Calendar:
@@ -90,13 +94,15 @@ class Calendar:
             return self.working_hours
         return weekly
 
-    def intervals(self, day: date) -> list[Interval]:
+    def intervals(self, day: date) -> tuple[Interval, ...]:
         """The open intervals of the local date ``day`` as UTC instants."""
-        found = []
-        for start, end in self.spans(day):
-            lo, hi = self._instant(day, start), self._instant(day, end)
-            if hi > lo:
-                found.append((lo, hi))
+        found = self._days.get(day)
+        if found is None:
+            if len(self._days) >= _DAYS_KEPT:
+                self._days.clear()
+            found = self._days[day] = tuple(
+                (lo, hi) for lo, hi in ((self._instant(day, start), self._instant(day, end))
+                                        for start, end in self.spans(day)) if hi > lo)
         return found
 
     def is_open(self, when: datetime) -> bool:

@@ -101,6 +101,24 @@ def test_hungarian_national_day_on_a_friday_with_the_dst_change_over_the_weekend
     assert HU.between(start, utc(2026, 10, 26, 10)) == timedelta(hours=4)
 
 
+def test_a_calendar_answers_the_same_once_it_has_kept_its_days(monkeypatch):
+    # Each date's intervals are computed once and kept (at most _DAYS_KEPT dates):
+    # asking again, or past a full store, gives what a new calendar computes.
+    monkeypatch.setattr(bizhours, "_DAYS_KEPT", 3)
+
+    def hungarian() -> Calendar:
+        return calendar("hu", timezone="Europe/Budapest",
+                        hours=weekdays("08:00-12:00,12:30-16:30"), holidays="HU")
+
+    kept = hungarian()
+    start = datetime(2026, 10, 22, 15, 30, tzinfo=BUDAPEST)  # over a holiday and the DST change
+    dues = ("4h", "3_business_days", "4h", "next_business_day", "3_business_days")
+    answers = [deadline(kept, start, due, around_the_clock=False) for due in dues]
+    fresh = [deadline(hungarian(), start, due, around_the_clock=False) for due in dues]
+    assert answers == fresh and answers[0] == utc(2026, 10, 26, 10)
+    assert 0 < len(kept._days) <= 3
+
+
 def test_output_is_utc_and_input_may_be_any_aware_zone():
     due = deadline(IT, rome(2026, 2, 10, 10), "4h", around_the_clock=False)
     assert due.utcoffset() == timedelta(0)
