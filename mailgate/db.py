@@ -94,8 +94,8 @@ def first(session: Session, statement, **params):
     changes are flushed with the session's); None when there is none.
 
     The row is read as ``execute`` reads one and becomes an object as the ORM makes
-    those it loads (``models.loaded``): the ORM's own select of the statement was
-    about a tenth of the pipeline's CPU on replies (bench/RESULTS.md).  An object the
+    those it loads (``models.loaded``): the ORM's own select of the statement cost
+    several times that (bench/RESULTS.md, tenth round).  An object the
     session holds already is the one returned, as with the ORM's identity map.
     """
     rows = execute(session, statement, **params)

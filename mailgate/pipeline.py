@@ -190,7 +190,7 @@ def _one(svc: Services, session: Session, item: Prepared) -> Result | None:
     """One message in the batch's transaction.
 
     Messages go without a savepoint each: a SAVEPOINT, its RELEASE and the ORM's
-    bookkeeping of them were 4 % of the pipeline's CPU (bench/RESULTS.md), and
+    bookkeeping of them were 4 % of the pipeline's instructions (bench/RESULTS.md), and
     failures are rare.  A message that raises rolls the whole transaction back
     (``_Again``); in the next one it runs in a savepoint of its own, where a failure
     undoes only its own work and marks it failed, and a unique key that a concurrent

@@ -94,8 +94,8 @@ def identify(session: Session, policy: Policy, address: str, name: str = "") -> 
 
 def company(session: Session, company_id: int | None) -> Company | None:
     """The company ``company_id`` (a ticket's), as a plain object the pipeline reads;
-    None for None.  One statement: the ORM's ``session.get`` was 7 % of the CPU of a
-    reply (bench/RESULTS.md)."""
+    None for None.  One statement, not the ORM's ``session.get``: with the ticket's
+    select that was a tenth of the processing in a profile (bench/RESULTS.md)."""
     if company_id is None:
         return None
     found = execute(session, _COMPANY_BY_ID, company_id=company_id)

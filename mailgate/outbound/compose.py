@@ -37,8 +37,8 @@ class _Template(jinja2.Template):
 
     ``Template.render`` copies the template's globals, a ``ChainMap`` of its own and
     the environment's, into every new context, and a ChainMap is walked in Python:
-    with a subject, a text and an HTML template per mail that was about 2 % of the
-    pipeline's CPU (bench/RESULTS.md).  The globals are read once, here, and each
+    with a subject, a text and an HTML template per notice that was 1.2 % of the
+    pipeline's instructions (bench/RESULTS.md).  The globals are read once, here, and each
     context starts from that dict; neither environment's globals change after the
     templates are loaded (a reload makes new ``Templates``).
     """
