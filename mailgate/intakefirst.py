@@ -26,6 +26,8 @@ from contextlib import contextmanager
 
 LONGEST_YIELD = 0.25  # seconds a worker gives way before it takes its turn anyway
 POLL = 0.001
+# Intake is quiet once nothing waits to commit and the last commit is this old.
+QUIET = 0.2
 
 
 class IntakeFirst:
@@ -36,6 +38,9 @@ class IntakeFirst:
         context = multiprocessing.get_context("spawn")
         self.waiting = context.RawValue("i", 0)
         self.commits = context.RawValue("L", 0)
+        # time.monotonic() of the last commit: CLOCK_MONOTONIC is one clock for all
+        # the processes of the machine.
+        self.last_commit = context.RawValue("d", 0.0)
 
     @contextmanager
     def committing(self):
@@ -44,8 +49,14 @@ class IntakeFirst:
         try:
             yield
         finally:
+            self.last_commit.value = time.monotonic()
             self.commits.value += 1
             self.waiting.value -= 1
+
+    def quiet(self) -> bool:
+        """True when the listener has no commit due and made none for ``QUIET``
+        seconds: no mail is arriving, on any database."""
+        return not self.waiting.value and time.monotonic() - self.last_commit.value >= QUIET
 
     def due(self) -> bool:
         """True while the listener waits to commit (SQLite only): a pipeline batch

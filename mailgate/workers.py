@@ -6,7 +6,8 @@ machine has.  With ``[processing] workers = N`` (N > 0) ``serve`` starts N proce
 that only claim pending spool rows and run the pipeline on them, and one more that
 sends the outbox (outboxproc.py); the main process keeps the doors and the scheduled
 jobs.  The claim in the pipeline's transaction (spool.claim) is what keeps two
-workers off one message.
+workers off one message.  While mail arrives, the workers beyond all cores but one
+rest (``steady_count``), and join once intake has been quiet for a moment.
 
 Each worker wakes the outbox process after each batch, reports every message it
 processed on a queue (for the metrics and STATUS=), re-reads rules and templates
@@ -40,6 +41,7 @@ from mailgate.turns import Turns
 
 READY_TIMEOUT = 60.0  # seconds the daemon waits for its workers to start
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
+REST = 0.05  # seconds between an extra worker's looks at intake while mail arrives
 
 log = logging.getLogger("mailgate.workers")
 
@@ -55,14 +57,20 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
     svc = bootstrap.build(config.load(config_path))
     svc = replace(svc, turn=Turns(svc.engine, gate))
     ready.put(os.getpid())
+    steady = steady_count(count)
+    # An extra worker stops between two transactions once mail arrives again.
+    stop = state.leaving if index < steady else lambda: state.leaving() or not gate.quiet()
     while not state.leaving():
         if generation.value != seen:
             seen = generation.value
             svc = _reloaded(svc, config_path)
+        active = count if gate.quiet() else steady
+        if index >= active:  # an extra worker while mail arrives
+            time.sleep(REST)
+            continue
         try:
             ids = spool.pending_ids(svc.engine)
-            for batch in pipeline.batches(svc, share(ids, index, count), gate.due,
-                                          state.leaving):
+            for batch in pipeline.batches(svc, share(ids, index, active), gate.due, stop):
                 poke(outbox)
                 for item in batch:
                     done.put((item.ms / 1000, item.result.outcome))
@@ -73,6 +81,19 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             continue
         if not ids and not woken(wake, IDLE_WAIT):
             return
+
+
+def steady_count(count: int) -> int:
+    """How many of ``count`` workers run while mail arrives: all but one of the cores
+    this process may use, at least one.  The others are extra: they join once intake
+    is quiet (``IntakeFirst.quiet``), to work off what a flood left pending.
+
+    The listener needs a core while mail arrives: beside two workers on 2 cores the
+    ``250``s waited two to eight times longer at p99 (bench/RESULTS.md).  Once the
+    flood has arrived, that core would otherwise stay idle while one worker works
+    through the backlog alone.
+    """
+    return max(1, min(count, len(os.sched_getaffinity(0)) - 1))
 
 
 def _reloaded(svc, config_path: Path):
@@ -86,10 +107,11 @@ def _reloaded(svc, config_path: Path):
 
 
 def share(ids: list[int], index: int, count: int) -> list[int]:
-    """The pending ``ids`` worker ``index`` of ``count`` takes: its own (id modulo
-    count), so that workers do not read and parse the same message only for one of
-    them to lose the claim; when it has none of its own, all of them, so that mail
-    never waits for a worker that is busy or gone."""
+    """The pending ``ids`` worker ``index`` of the ``count`` that work now takes: its
+    own (id modulo count), so that workers do not read and parse the same message only
+    for one of them to lose the claim; when it has none of its own, all of them, so
+    that mail never waits for a worker that is busy or gone.  While mail arrives only
+    the steady workers work (``steady_count``), and they share all the rows."""
     mine = [i for i in ids if i % count == index]
     return mine or ids
 

@@ -2,7 +2,8 @@
 
 A flood is processed once each; a reload reaches the workers; a killed daemon leaves
 no worker running on; a TERM stops them with the daemon; the outbox has a process of
-its own, which comes back when it dies.
+its own, which comes back when it dies; a worker resting while mail arrives holds
+none of it up.
 """
 
 from __future__ import annotations
@@ -57,6 +58,20 @@ def test_a_flood_is_processed_once_by_the_workers(tmp_path):
     numbers = sorted(n for (n,) in home.query("SELECT number FROM ticket"))
     assert numbers == list(range(10000, 10300))
     assert "processing in 2 worker processes" in (home.root / "serve.log").read_text()
+
+
+def test_mail_arriving_all_the_time_waits_for_no_resting_worker(tmp_path):
+    # On 2 cores the second worker rests while mail arrives (workers.steady_count);
+    # the first works all along: no mail waits for the stream to stop.  A mail every
+    # 50 ms keeps intake from ever being quiet.
+    home = make_home(tmp_path, extra=WORKERS)
+    with serving(home), smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+        for i in range(60):
+            client.send_message(mail(f"user{i}@acme.it", f"stream {i}"))
+            time.sleep(0.05)
+        rows = home.query("SELECT id, state FROM spool ORDER BY id")
+    waiting = [row_id for row_id, state in rows[:-20] if state != "processed"]
+    assert len(rows) == 60 and waiting == []
 
 
 def test_a_reload_reaches_the_workers(tmp_path):

@@ -96,3 +96,14 @@ def test_a_worker_that_gives_way_works_meanwhile_then_waits():
         assert worker.is_alive(), "the worker went on before the listener's commit"
     worker.join(10)
     assert not worker.is_alive()
+
+
+def test_intake_is_quiet_a_moment_after_its_last_commit(monkeypatch):
+    monkeypatch.setattr(intakefirst, "QUIET", 0.05)
+    gate = IntakeFirst(enabled=False)  # on PostgreSQL as well: it is about the cores
+    assert gate.quiet()  # nothing has arrived yet
+    with gate.committing():
+        assert not gate.quiet()  # a commit is due
+    assert not gate.quiet()  # it has just been made
+    time.sleep(0.06)
+    assert gate.quiet()

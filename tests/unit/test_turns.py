@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import os
 import threading
 import time
 
 from mailgate.db import make_engine
 from mailgate.intakefirst import IntakeFirst
 from mailgate.turns import Turns
-from mailgate.workers import share
+from mailgate.workers import share, steady_count
 
 
 def test_each_worker_takes_its_own_rows_first():
@@ -83,3 +84,12 @@ def test_a_worker_lets_a_waiting_outbox_go_first(tmp_path):
         events.append("outbox")
     thread.join(5)
     assert events == ["outbox", "worker"]
+
+
+def test_one_core_stays_for_the_listener_while_mail_arrives(monkeypatch):
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    assert steady_count(2) == 1 and steady_count(1) == 1
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0})
+    assert steady_count(3) == 1  # one core: one worker still works
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(8)))
+    assert steady_count(4) == 4 and steady_count(12) == 7
