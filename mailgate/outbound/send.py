@@ -15,13 +15,13 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import select
@@ -37,10 +37,13 @@ FIRST_RETRY = timedelta(seconds=30)
 LONGEST_RETRY = timedelta(hours=1)
 SEND_LEASE = timedelta(minutes=5)
 # Mails claimed together and recorded together: two turns of the write lock (turns.py)
-# for the batch.  Each turn may wait for a worker's batch transaction (~40 ms), so with
+# for the batch.  Each turn may wait for a worker's batch transaction (~50 ms), so with
 # 20 the outbox sent at most ~200 mails/s and fell behind two workers (bench/RESULTS.md,
-# ninth round).
-SEND_BATCH = 100
+# ninth round), and with 100 it still fell behind them after a flood (eleventh round).
+SEND_BATCH = 400
+# ... and at most this many bytes of messages, which the claim reads into memory: a
+# sales forward carries the whole message it forwards.
+SEND_BYTES = 16 * 1024 * 1024
 
 
 class Transport:
@@ -179,21 +182,37 @@ def backoff(attempts: int) -> timedelta:
 
 
 def drain(engine: Engine, transport: Transport, config: OutboundConfig, now: datetime,
-          batch: int = 100, stop: Callable[[], bool] = lambda: False,
+          batch: int = SEND_BATCH, stop: Callable[[], bool] = lambda: False,
           turn: Callable[[], AbstractContextManager] = nullcontext) -> int:
-    """Send the due rows, oldest first, until ``stop()``; returns how many were due."""
+    """Send up to ``batch`` due rows, oldest first, until ``stop()``; returns how many
+    were due."""
     with engine.connect() as conn:
         due = conn.execute(
-            select(Outbox.id)
+            select(Outbox.id, func.length(Outbox.message))
             .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, ~_waits_for_older())
             .order_by(Outbox.id)
             .limit(batch)
-        ).scalars().all()
-    for start in range(0, len(due), SEND_BATCH):
+        ).all()
+    for row_ids in _chunks(due):
         if stop():
             break
-        _attempt(engine, transport, config, due[start:start + SEND_BATCH], now, stop, turn)
+        _attempt(engine, transport, config, row_ids, now, stop, turn)
     return len(due)
+
+
+def _chunks(due: list[tuple[int, int]]) -> Iterator[list[int]]:
+    """The ids of ``due`` ((id, size) pairs) in runs of at most ``SEND_BATCH`` rows and,
+    unless one row is larger alone, ``SEND_BYTES``."""
+    run: list[int] = []
+    size = 0
+    for row_id, length in due:
+        if run and (len(run) == SEND_BATCH or size + length > SEND_BYTES):
+            yield run
+            run, size = [], 0
+        run.append(row_id)
+        size += length
+    if run:
+        yield run
 
 
 def _waits_for_older():
