@@ -38,7 +38,7 @@ from sqlalchemy import update
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from mailgate import leases, spool
+from mailgate import leases, runs, spool
 from mailgate.bootstrap import Services
 from mailgate.config import ImapConfig
 from mailgate.db import TRANSIENT_ERRORS, session_scope
@@ -304,7 +304,8 @@ def poll(client: IMAPClient, svc: Services, account: ImapConfig,
         _ensure_folder(client, account.processed_folder)
     taker = _Taker(client, svc, account, uidvalidity, on_spooled)
     sizes = _sizes(client, uids)
-    for batch in _batches(uids, sizes):
+    for batch in runs.bounded(((uid, sizes[uid]) for uid in uids), BATCH_MESSAGES,
+                              BATCH_BYTES):
         if not taker.take(batch, sizes, stop):
             break
     left = len(uids) - taker.spooled - taker.duplicates - taker.vanished - taker.too_big
@@ -419,21 +420,6 @@ def _sizes(client: IMAPClient, uids: list[int]) -> dict[int, int]:
     """The size of each message, from one FETCH of RFC822.SIZE."""
     found = client.fetch(uids, ["RFC822.SIZE"])
     return {uid: int(found.get(uid, {}).get(b"RFC822.SIZE", 0)) for uid in uids}
-
-
-def _batches(uids: list[int], sizes: dict[int, int]) -> Iterator[list[int]]:
-    """``uids`` in fetch batches of at most 50 messages and about 32 MB."""
-    batch: list[int] = []
-    total = 0
-    for uid in uids:
-        size = sizes[uid]
-        if batch and (len(batch) >= BATCH_MESSAGES or total + size > BATCH_BYTES):
-            yield batch
-            batch, total = [], 0
-        batch.append(uid)
-        total += size
-    if batch:
-        yield batch
 
 
 def _recipient(svc: Services, account: ImapConfig) -> str:

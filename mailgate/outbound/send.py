@@ -15,7 +15,7 @@ import smtplib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext, suppress
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -26,6 +26,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import aliased
 from sqlmodel import select
 
+from mailgate import runs
 from mailgate.config import OutboundConfig
 from mailgate.db import TRANSIENT_ERRORS, claim_rows
 from mailgate.durations import parse_duration
@@ -193,26 +194,11 @@ def drain(engine: Engine, transport: Transport, config: OutboundConfig, now: dat
             .order_by(Outbox.id)
             .limit(batch)
         ).all()
-    for row_ids in _chunks(due):
+    for row_ids in runs.bounded(due, SEND_BATCH, SEND_BYTES):
         if stop():
             break
         _attempt(engine, transport, config, row_ids, now, stop, turn)
     return len(due)
-
-
-def _chunks(due: list[tuple[int, int]]) -> Iterator[list[int]]:
-    """The ids of ``due`` ((id, size) pairs) in runs of at most ``SEND_BATCH`` rows and,
-    unless one row is larger alone, ``SEND_BYTES``."""
-    run: list[int] = []
-    size = 0
-    for row_id, length in due:
-        if run and (len(run) == SEND_BATCH or size + length > SEND_BYTES):
-            yield run
-            run, size = [], 0
-        run.append(row_id)
-        size += length
-    if run:
-        yield run
 
 
 def _waits_for_older():
