@@ -359,18 +359,20 @@ class Daemon:
                 await self._nap(self.queued, IDLE_POLL)  # the jobs queued mail
                 self.pool.wake_outbox()
             return
-        transport = send.make_transport(self.svc.config.outbound)
-        while not self.stopping.is_set():
-            try:
-                handled = await asyncio.to_thread(
-                    send.drain, self.svc.engine, transport, self.svc.config.outbound,
-                    self.svc.clock(), stop=self.stopping.is_set, turn=self.outbox_turn,
-                )
-            except OperationalError as exc:
-                log.error("database unavailable, outbox waits %ss: %s", DB_BACKOFF, exc)
-                handled = 0
-            if not handled:
-                await self._nap(self.queued, IDLE_POLL)
+        sender = send.Sender(self.svc.engine, send.make_transport(self.svc.config.outbound),
+                             self.svc.config.outbound, self.outbox_turn)
+        try:
+            while not self.stopping.is_set():
+                try:
+                    handled = await asyncio.to_thread(sender.drain, self.svc.clock(),
+                                                      self.stopping.is_set)
+                except OperationalError as exc:
+                    log.error("database unavailable, outbox waits %ss: %s", DB_BACKOFF, exc)
+                    handled = 0
+                # As in outboxproc: the next batch's claim may record this one's results.
+                await self._nap(self.queued, send.GATHER if handled else IDLE_POLL)
+        finally:
+            await asyncio.to_thread(sender.flush)
 
     async def _nap(self, event: asyncio.Event, timeout: float) -> None:
         """Wait for ``event``, a stop, or ``timeout`` seconds; then clear ``event``."""

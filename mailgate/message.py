@@ -219,6 +219,8 @@ def decode_text(value) -> str:
     """
     if not isinstance(value, str):
         value = str(value)
+    if "=?" not in value:  # no encoded word: decode_header would hand it back whole
+        return _without_surrogates(value)
     try:
         parts = decode_header(value)
     except Exception:  # noqa: BLE001 - malformed words: keep the text as it stands

@@ -6,7 +6,7 @@ while it held the interpreter the event loop waited between two SMTP commands of
 every session (bench/RESULTS.md).  The process sends whatever is due when a pipeline
 worker has committed a batch or the jobs have queued mail (its pipe), and every
 ``IDLE_POLL`` seconds for the retries; it leaves on SIGTERM, once the rows it holds
-are sent or given back (``send.drain``), or when the daemon is gone.
+are sent or given back and recorded (``send.Sender``), or when the daemon is gone.
 """
 
 from __future__ import annotations
@@ -35,15 +35,20 @@ def run(config_path: Path, wake: Connection, ready: Queue, log_setup: tuple[str,
     """The outbox process's main loop (the target of its process)."""
     state = started(log_setup)
     svc = bootstrap.build(config.load(config_path))
-    transport, turn = send.make_transport(svc.config.outbound), Turns(svc.engine, gate, first=True)
+    sender = send.Sender(svc.engine, send.make_transport(svc.config.outbound),
+                         svc.config.outbound, Turns(svc.engine, gate, first=True))
     ready.put(os.getpid())
     log.info("outbox process %s sending", os.getpid())
-    while not state.leaving():
-        try:
-            handled = send.drain(svc.engine, transport, svc.config.outbound, svc.clock(),
-                                 stop=state.leaving, turn=turn)
-        except OperationalError as exc:
-            back_off(log, "outbox", exc)
-            continue
-        if not handled and not woken(wake, IDLE_POLL):
-            return
+    try:
+        while not state.leaving():
+            try:
+                handled = sender.drain(svc.clock(), stop=state.leaving)
+            except OperationalError as exc:
+                back_off(log, "outbox", exc)
+                continue
+            # After a batch the next is usually on its way: a worker's wake-up within
+            # send.GATHER lets its claim record this batch's results too.
+            if not woken(wake, send.GATHER if handled else IDLE_POLL):
+                return
+    finally:
+        sender.flush()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
+from sqlalchemy import event
 
 from mailgate.intakefirst import IntakeFirst
 from mailgate.outbound import send
@@ -121,3 +122,32 @@ def test_the_outbox_waits_for_a_pipeline_workers_turn(tmp_path):
     drainer.join(10)
     assert finished.is_set() and len(transport.sent) == 2
     assert desk.home.query("SELECT state FROM outbox") == [("sent",)] * 2
+
+
+def test_a_batch_is_recorded_by_the_claim_of_the_next(tmp_path):
+    # On SQLite each transaction is a turn of the one write lock: a sender writes the
+    # results of a batch in the transaction that claims the next one, and on their own
+    # once nothing more is due.  Every mail still goes once and ends up recorded.
+    desk = Desk(tmp_path)
+    transport, commits = ListTransport(), []
+    sender = send.Sender(desk.svc.engine, transport, desk.svc.config.outbound)
+
+    def count(conn) -> None:
+        commits.append(conn)
+
+    def drained() -> int:
+        event.listen(desk.svc.engine, "commit", count)
+        try:
+            return sender.drain(desk.clock())
+        finally:
+            event.remove(desk.svc.engine, "commit", count)
+
+    desk.deliver(mail("mario@acme.it", "Printer"))
+    assert drained() == 2  # the auto reply and the staff mail
+    desk.deliver(mail("anna@acme.it", "Scanner"))
+    assert drained() == 2
+    assert drained() == 0
+    assert len(commits) == 3  # claim; record and claim; record
+    ids = [row_id for (row_id,) in desk.home.query("SELECT id FROM outbox ORDER BY id")]
+    assert transport.sent == ids and len(ids) == 4
+    assert desk.home.query("SELECT DISTINCT state, attempts FROM outbox") == [("sent", 1)]

@@ -45,6 +45,9 @@ SEND_BATCH = 400
 # ... and at most this many bytes of messages, which the claim reads into memory: a
 # sales forward carries the whole message it forwards.
 SEND_BYTES = 16 * 1024 * 1024
+# Seconds a sender waits after a batch for mail to the next one, whose claim records
+# the batch's results in the same transaction (``Sender``).
+GATHER = 0.02
 
 
 class Transport:
@@ -182,23 +185,60 @@ def backoff(attempts: int) -> timedelta:
     return min(FIRST_RETRY * 2 ** min(max(attempts - 1, 0), 12), LONGEST_RETRY)
 
 
+class Sender:
+    """Sends the outbox batch after batch, for one process.
+
+    The results of a batch are recorded in the transaction that claims the next one,
+    or on their own once nothing more is due (``flush``): on SQLite every transaction
+    is a turn of the one write lock (turns.py), which the listener's commits and the
+    pipeline's batches wait for.  Until then the batch's rows stay leased, so nothing
+    sends them again and no later mail about the same ticket overtakes them.
+    """
+
+    def __init__(self, engine: Engine, transport: Transport, config: OutboundConfig,
+                 turn: Callable[[], AbstractContextManager] = nullcontext):
+        self.engine, self.transport, self.config, self.turn = engine, transport, config, turn
+        self.unrecorded: dict[int, dict] = {}  # results of the last batch, not yet written
+
+    def drain(self, now: datetime, stop: Callable[[], bool] = lambda: False) -> int:
+        """Send the rows due at ``now``, oldest first, up to ``SEND_BATCH`` of them,
+        until ``stop()``; record the last results once none is due.  Returns how
+        many were due."""
+        with self.engine.connect() as conn:
+            due = conn.execute(
+                select(Outbox.id, func.length(Outbox.message))
+                .where(Outbox.state == "queued", Outbox.next_attempt_at <= now,
+                       ~_waits_for_older())
+                .order_by(Outbox.id)
+                .limit(SEND_BATCH)
+            ).all()
+        for row_ids in runs.bounded(due, SEND_BATCH, SEND_BYTES):
+            if stop():
+                break
+            rows = _write(self.engine, self.unrecorded, self.turn, row_ids, now)
+            self.unrecorded = {}
+            self.unrecorded = _attempt(self.transport, self.config, rows, now, stop)
+        if not due or stop():
+            self.flush()
+        return len(due)
+
+    def flush(self) -> None:
+        """Record the results not yet written."""
+        if self.unrecorded:
+            _write(self.engine, self.unrecorded, self.turn)
+            self.unrecorded = {}
+
+
 def drain(engine: Engine, transport: Transport, config: OutboundConfig, now: datetime,
-          batch: int = SEND_BATCH, stop: Callable[[], bool] = lambda: False,
+          stop: Callable[[], bool] = lambda: False,
           turn: Callable[[], AbstractContextManager] = nullcontext) -> int:
-    """Send up to ``batch`` due rows, oldest first, until ``stop()``; returns how many
-    were due."""
-    with engine.connect() as conn:
-        due = conn.execute(
-            select(Outbox.id, func.length(Outbox.message))
-            .where(Outbox.state == "queued", Outbox.next_attempt_at <= now, ~_waits_for_older())
-            .order_by(Outbox.id)
-            .limit(batch)
-        ).all()
-    for row_ids in runs.bounded(due, SEND_BATCH, SEND_BYTES):
-        if stop():
-            break
-        _attempt(engine, transport, config, row_ids, now, stop, turn)
-    return len(due)
+    """Send the rows due at ``now`` (up to ``SEND_BATCH``) and record every result
+    (``mailgate outbox send``); returns how many were due."""
+    sender = Sender(engine, transport, config, turn)
+    try:
+        return sender.drain(now, stop)
+    finally:
+        sender.flush()
 
 
 def _waits_for_older():
@@ -215,18 +255,14 @@ def _waits_for_older():
     )
 
 
-def _attempt(engine: Engine, transport: Transport, config: OutboundConfig, row_ids: list[int],
-             now: datetime, stop: Callable[[], bool],
-             turn: Callable[[], AbstractContextManager]) -> None:
-    # Claim the rows with a lease (their next attempt moves past the send), send with
-    # no transaction open, then record the results: two commits for the whole batch.
+def _attempt(transport: Transport, config: OutboundConfig, rows: list, now: datetime,
+             stop: Callable[[], bool]) -> dict[int, dict]:
+    """Send the claimed ``rows`` with no transaction open; the changes that record
+    each attempt, by row id."""
     # Another worker skips a leased row; if this process dies while sending, the
     # lease runs out and the rows not recorded as sent are tried again.  Core rows,
     # not ORM objects: the ORM's sessions and loading were most of the outbox's CPU
     # (bench/RESULTS.md), in the listener's process when there are no workers.
-    with turn(), engine.begin() as conn:
-        rows = claim_rows(conn, Outbox, row_ids, Outbox.state == "queued",
-                          Outbox.next_attempt_at <= now, next_attempt_at=now + SEND_LEASE)
     outcomes: dict[int, Exception | None] = {}
     until = time.monotonic() + SEND_LEASE.total_seconds() / 4
     for row in rows:
@@ -237,10 +273,8 @@ def _attempt(engine: Engine, transport: Transport, config: OutboundConfig, row_i
             break
         outcomes[row.id] = _send_one(transport, row)
     outcomes |= transport.finish()
-    results = {row.id: _changes(row, outcomes[row.id], config, now) if row.id in outcomes
-               else {"next_attempt_at": now, "attempts": row.attempts} for row in rows}
-    if results:
-        _record(engine, results, turn)
+    return {row.id: _changes(row, outcomes[row.id], config, now) if row.id in outcomes
+            else {"next_attempt_at": now, "attempts": row.attempts} for row in rows}
 
 
 def _send_one(transport: Transport, row: Outbox) -> Exception | None:
@@ -264,12 +298,15 @@ def _changes(row: Outbox, error: Exception | None, config: OutboundConfig,
     return {**changes, "attempts": row.attempts + 1}
 
 
-def _record(engine: Engine, results: dict[int, dict],
-            turn: Callable[[], AbstractContextManager] = nullcontext) -> None:
-    """Write the attempts' results (row id → changes), retrying while the database is
-    busy or away.
+def _write(engine: Engine, results: dict[int, dict],
+           turn: Callable[[], AbstractContextManager], claim: list[int] = (),
+           now: datetime | None = None) -> list:
+    """In one transaction, write the attempts' ``results`` (row id → changes), then
+    claim the rows ``claim`` that are still due at ``now`` with a lease (their next
+    attempt moves past the send); returns the claimed rows.
 
-    The mails have left: if their ``sent`` were lost, the lease would run out and they
+    With results to write, it is retried while the database is busy or away: the
+    mails have left, and if their ``sent`` were lost, the lease would run out and they
     would go a second time.  So the results are retried for up to half the lease; only
     a database away for longer than that can still cause a repeat.
     """
@@ -280,9 +317,13 @@ def _record(engine: Engine, results: dict[int, dict],
             with turn(), engine.begin() as conn:
                 for row_ids, changes in _grouped(results):
                     conn.execute(update(Outbox).where(Outbox.id.in_(row_ids)).values(**changes))
-            return
+                if not claim:
+                    return []
+                return claim_rows(conn, Outbox, claim, Outbox.state == "queued",
+                                  Outbox.next_attempt_at <= now,
+                                  next_attempt_at=now + SEND_LEASE)
         except TRANSIENT_ERRORS as exc:
-            if time.monotonic() + delay > deadline:
+            if not results or time.monotonic() + delay > deadline:
                 raise
             log.warning("outbox=%s: cannot record the attempts yet (%s); retrying",
                         ",".join(map(str, results)), type(exc).__name__)
