@@ -28,10 +28,11 @@ import charset_normalizer
 import mailparser
 from inscriptis import get_text
 
-from mailgate import bigparts
+from mailgate import bigparts, boundaries
 
 # mail-parser logs a warning for every content type it does not render as text.
 logging.getLogger("mailparser").setLevel(logging.ERROR)
+boundaries.install()  # no pattern compiled for each multipart the parser reads
 
 MSGID_RE = re.compile(r"<[^<>\s]+>")
 # One plain addr-spec of dot-atoms (RFC 5322 §3.4.1), as people and robots write them.

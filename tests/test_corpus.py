@@ -15,8 +15,11 @@ that has not seen its dedupe key: every file really runs through the pipeline.
 
 from __future__ import annotations
 
+import email
 import logging
+import re
 from collections.abc import Iterator
+from email import feedparser
 
 import pytest
 
@@ -97,6 +100,24 @@ def test_long_base64_runs_parse_as_the_whole_mail_does(monkeypatch):
     monkeypatch.setattr(bigparts, "MIN_RUN", 1 << 40)
     differ = [rel for rel, raw in raws.items() if parse(raw) != elided[rel]]
     assert not differ
+
+
+def test_boundaries_split_every_mail_as_the_stdlib_pattern_does(monkeypatch):
+    """The feed parser's boundary lines matched without a pattern per part
+    (boundaries.py) give the tree its own patterns give, for every corpus file."""
+    ours = {rel: _shape((ROOT / rel).read_bytes()) for rel in FILES}
+    monkeypatch.setattr(feedparser, "re", re)
+    differ = [rel for rel in FILES if _shape((ROOT / rel).read_bytes()) != ours[rel]]
+    assert not differ
+
+
+def _shape(raw: bytes) -> list[tuple]:
+    """Every part of the compat32 tree of ``raw``: type, preamble, epilogue, defects,
+    and the payload of a leaf."""
+    return [(part.get_content_type(), part.preamble, part.epilogue,
+             [type(defect).__name__ for defect in part.defects],
+             None if part.is_multipart() else part.get_payload())
+            for part in email.message_from_bytes(raw).walk()]
 
 
 @pytest.mark.parametrize(("rel", "rcpt"),
