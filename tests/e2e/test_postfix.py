@@ -27,7 +27,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -132,7 +132,9 @@ def python_for_nobody():
             state["holders"] = [pid for pid in state["holders"] if pid != os.getpid()]
             if not state["holders"]:
                 for folder, mode in state.pop("modes").items():
-                    os.chmod(folder, mode)
+                    # A checkout removed since (a killed session left its record).
+                    with suppress(FileNotFoundError):
+                        os.chmod(folder, mode)
 
 
 class _Collect:
