@@ -216,7 +216,7 @@ class Sender:
             if stop():
                 break
             rows = _write(self.engine, self.unrecorded, self.turn, row_ids, now)
-            self.unrecorded = {}
+            self.unrecorded = {}  # written: a send that raises must not write them again
             self.unrecorded = _attempt(self.transport, self.config, rows, now, stop)
         if not due or stop():
             self.flush()
@@ -299,7 +299,7 @@ def _changes(row: Outbox, error: Exception | None, config: OutboundConfig,
 
 
 def _write(engine: Engine, results: dict[int, dict],
-           turn: Callable[[], AbstractContextManager], claim: list[int] = (),
+           turn: Callable[[], AbstractContextManager], claim: list[int] | None = None,
            now: datetime | None = None) -> list:
     """In one transaction, write the attempts' ``results`` (row id → changes), then
     claim the rows ``claim`` that are still due at ``now`` with a lease (their next
