@@ -275,6 +275,9 @@ def _claimed_run(svc: Services, session: Session, spool_id: int, raw: bytes,
                  mail: ParsedMail) -> Result | None:
     row = spool.claim(session, spool_id)
     if row is None:
+        # Another worker or instance has it: this one read and parsed it for nothing
+        # (workers.take keeps that rare).
+        log.debug("spool=%s was claimed by another worker first", spool_id)
         return None
     now = svc.clock()
     mailbox = _mailbox(svc, row)

@@ -32,9 +32,11 @@ from multiprocessing.queues import Queue
 from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import OperationalError
 
 from mailgate import bootstrap, config, outboxproc, pipeline, spool
+from mailgate.hands import SLOTS, Hands
 from mailgate.intakefirst import IntakeFirst
 from mailgate.procs import back_off, poke, started, woken
 from mailgate.turns import Turns
@@ -42,15 +44,19 @@ from mailgate.turns import Turns
 READY_TIMEOUT = 60.0  # seconds the daemon waits for its workers to start
 IDLE_WAIT = 1.0  # seconds a worker waits for a wake-up before it looks at the spool
 REST = 0.05  # seconds between an extra worker's looks at intake while mail arrives
+# Seconds before a worker looks again at rows another one could take: then it takes
+# them itself (``share``).
+TAKE_OVER = 0.2
 
 log = logging.getLogger("mailgate.workers")
 
 
 def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queue,
         done: Queue, generation: Synchronized, log_setup: tuple[str, str],
-        gate: IntakeFirst, outbox: Connection) -> None:
+        gate: IntakeFirst, outbox: Connection, hands: Hands) -> None:
     """The main loop of worker ``index`` of ``count`` (the target of its process);
-    ``outbox`` wakes the outbox process after each batch."""
+    ``outbox`` wakes the outbox process after each batch; ``hands`` says which rows
+    the workers have taken."""
     state = started(log_setup)
     done.cancel_join_thread()  # a report not read by a stopping daemon is not waited for
     seen = generation.value
@@ -60,6 +66,8 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
     steady = steady_count(count)
     # An extra worker stops between two transactions once mail arrives again.
     stop = state.leaving if index < steady else lambda: state.leaving() or not gate.quiet()
+    hands.release(index)  # a predecessor that was killed may have left rows held
+    before: set[int] = set()
     while not state.leaving():
         if generation.value != seen:
             seen = generation.value
@@ -69,17 +77,21 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             time.sleep(REST)
             continue
         try:
-            ids = spool.pending_ids(svc.engine)
-            for batch in pipeline.batches(svc, share(ids, index, active), gate.due, stop):
-                poke(outbox)
-                for item in batch:
-                    done.put((item.ms / 1000, item.result.outcome))
+            free, plan = take(svc.engine, hands, index, active, before)
+            try:
+                for batch in pipeline.batches(svc, plan, gate.due, stop):
+                    poke(outbox)
+                    for item in batch:
+                        done.put((item.ms / 1000, item.result.outcome))
+            finally:
+                hands.release(index)
             if state.leaving():
                 return
         except OperationalError as exc:
             back_off(log, "worker", exc)
             continue
-        if not ids and not woken(wake, IDLE_WAIT):
+        before = set(free)
+        if not plan and not woken(wake, TAKE_OVER if free else IDLE_WAIT):
             return
 
 
@@ -106,14 +118,26 @@ def _reloaded(svc, config_path: Path):
     return replace(svc, policy=new.policy, rules=new.rules, templates=new.templates)
 
 
-def share(ids: list[int], index: int, count: int) -> list[int]:
-    """The pending ``ids`` worker ``index`` of the ``count`` that work now takes: its
-    own (id modulo count), so that workers do not read and parse the same message only
-    for one of them to lose the claim; when it has none of its own, all of them, so
-    that mail never waits for a worker that is busy or gone.  While mail arrives only
-    the steady workers work (``steady_count``), and they share all the rows."""
-    mine = [i for i in ids if i % count == index]
-    return mine or ids
+def take(engine: Engine, hands: Hands, index: int, active: int,
+         before: set[int]) -> tuple[list[int], list[int]]:
+    """The pending rows that no other worker holds, and those of them that worker
+    ``index`` of the ``active`` ones takes now (held for it in ``hands``, see
+    ``share``); ``before`` are the free rows of its previous look."""
+    held = hands.others(index)
+    free = [i for i in spool.pending_ids(engine, SLOTS + len(held)) if i not in held]
+    return free, hands.hold(index, share(free, index, active, before))
+
+
+def share(free: list[int], index: int, count: int, before: set[int]) -> list[int]:
+    """The rows ``free`` (pending, held by no worker) that worker ``index`` of the
+    ``count`` that work now takes: its own (id modulo count), so that two workers
+    that look at once do not both read and parse the same messages; when it has none
+    of its own, the rows that were free at its previous look (``before``) already:
+    their worker had the time to take them and did not, being busy or gone, and mail
+    does not wait for it.  While mail arrives only the steady workers work
+    (``steady_count``), and they share all the rows."""
+    mine = [i for i in free if i % count == index]
+    return mine or [i for i in free if i in before]
 
 
 class Pool:
@@ -134,7 +158,7 @@ class Pool:
         os.set_blocking(self.outbox_waker.fileno(), False)
         self.outbox_args = (config_path, reader, self.ready, log_setup, gate)
         self.args = (config_path, self.ready, self.done, self.generation, log_setup, gate,
-                     self.outbox_waker)
+                     self.outbox_waker, Hands(count, context))
         self.wakers: list[Connection] = [None] * count
         self.processes = [*(self._process(n) for n in range(count)), self._outbox()]
 

@@ -8,6 +8,7 @@ none of it up.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import re
 import signal
@@ -16,6 +17,7 @@ import time
 
 import pytest
 
+from tests import dbs
 from tests.helpers import flood, mail, make_home, serving, start_serve
 
 pytestmark = pytest.mark.e2e
@@ -72,6 +74,25 @@ def test_mail_arriving_all_the_time_waits_for_no_resting_worker(tmp_path):
         rows = home.query("SELECT id, state FROM spool ORDER BY id")
     waiting = [row_id for row_id, state in rows[:-20] if state != "processed"]
     assert len(rows) == 60 and waiting == []
+
+
+@pytest.mark.skipif(dbs.POSTGRESQL, reason="the workers take turns on SQLite only")
+def test_a_message_is_read_and_parsed_by_one_worker(tmp_path):
+    # The test holds the workers' turn (turns.py): the first worker reads and parses
+    # the message, then waits for the turn; the second joins once intake is quiet and
+    # must leave the message to the first rather than read and parse it too (twice
+    # the memory for a 25 MB mail) only to lose the claim (hands.py).
+    home = make_home(tmp_path, extra=WORKERS + '\n[logging]\nlevel = "debug"\n')
+    with serving(home), open(f"{home.db_path}-turn", "a+b") as turn:
+        fcntl.flock(turn, fcntl.LOCK_EX)
+        with smtplib.SMTP("127.0.0.1", home.port, timeout=30) as client:
+            client.send_message(mail("anna@acme.it", "Stampante guasta"))
+        time.sleep(1.0)  # intake is quiet after 0.2 s: both workers look at the spool
+        fcntl.flock(turn, fcntl.LOCK_UN)
+        home.wait_settled(1, timeout=30)
+    log = (home.root / "serve.log").read_text()
+    assert "was claimed by another worker first" not in log
+    assert home.query("SELECT state, attempts FROM spool") == [("processed", 1)]
 
 
 def test_a_reload_reaches_the_workers(tmp_path):

@@ -1,4 +1,5 @@
-"""turns and workers.share: pipeline workers take turns on SQLite and split the spool."""
+"""turns and workers.steady_count: pipeline workers take turns on SQLite, and how many
+work while mail arrives."""
 
 from __future__ import annotations
 
@@ -10,20 +11,7 @@ import time
 from mailgate.db import make_engine
 from mailgate.intakefirst import IntakeFirst
 from mailgate.turns import Turns
-from mailgate.workers import share, steady_count
-
-
-def test_each_worker_takes_its_own_rows_first():
-    ids = [10, 11, 12, 13, 14]
-    assert share(ids, 0, 2) == [10, 12, 14]
-    assert share(ids, 1, 2) == [11, 13]
-    assert sorted(share(ids, 0, 2) + share(ids, 1, 2)) == ids
-
-
-def test_a_worker_with_none_of_its_own_takes_the_others():
-    # Worker 1 may be busy with a long message or gone: its rows still get processed.
-    assert share([10, 12], 1, 2) == [10, 12]
-    assert share([], 1, 2) == []
+from mailgate.workers import steady_count
 
 
 def test_one_turn_at_a_time_on_a_sqlite_file(tmp_path):
