@@ -283,7 +283,7 @@ class SpoolRaw(SQLModel, table=True):
 class Outbox(SQLModel, table=True):
     """A rendered outbound mail waiting to be sent, sent, or given up on."""
 
-    # The order guard of the outbox worker (send._waits_for_older) looks for an older
+    # The order guard of the outbox worker (send._due_statement) looks for an older
     # queued mail about the same ticket to the same address: without this index SQLite
     # took ix_outbox_to and read every older mail to the staff address (migration 0004).
     __table_args__ = (Index("ix_outbox_ticket_to_state", "ticket_number", "to", "state"),)

@@ -1,7 +1,7 @@
 """outbox: an index for the order guard (ticket, address, state)
 
 The outbox worker sends a mail only when no older mail about the same ticket to the
-same address is still queued (``send._waits_for_older``).  SQLite answered that
+same address is still queued (``send._due_statement``).  SQLite answered that
 subquery through ``ix_outbox_to``, reading every older mail to the address: for the
 staff address, every staff mail ever queued, for each row of each drain.  With 17,000
 mails queued in a 100,000-mail soak one drain's query took 2.6 s and the outbox fell
