@@ -314,12 +314,12 @@ class Daemon:
     def _reports(self) -> list[tuple[float, str]]:
         """What the workers processed since the last look (waits up to a second)."""
         try:
-            reported = [self.pool.done.get(timeout=1.0)]
+            reported = self.pool.done.get(timeout=1.0)
         except queue.Empty:
             return []
         while True:
             try:
-                reported.append(self.pool.done.get_nowait())
+                reported += self.pool.done.get_nowait()
             except queue.Empty:
                 return reported
 

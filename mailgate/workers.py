@@ -9,8 +9,8 @@ jobs.  The claim in the pipeline's transaction (spool.claim) is what keeps two
 workers off one message.  While mail arrives, the workers beyond all cores but one
 rest (``steady_count``), and join once intake has been quiet for a moment.
 
-Each worker wakes the outbox process after each batch, reports every message it
-processed on a queue (for the metrics and STATUS=), re-reads rules and templates
+Each worker wakes the outbox process after each batch, reports the messages of each
+batch on a queue (for the metrics and STATUS=), re-reads rules and templates
 when the main process has validated a reload and counts up the shared
 ``generation`` (a counter, not a signal: a worker still starting up would die of a
 SIGHUP), finishes its message and leaves on SIGTERM or when the main process is
@@ -81,8 +81,9 @@ def run(config_path: Path, index: int, count: int, wake: Connection, ready: Queu
             try:
                 for batch in pipeline.batches(svc, plan, gate.due, stop):
                     poke(outbox)
-                    for item in batch:
-                        done.put((item.ms / 1000, item.result.outcome))
+                    # One report a batch: each put is a pickle, a pipe write and a
+                    # wake-up of the daemon's event loop.
+                    done.put([(item.ms / 1000, item.result.outcome) for item in batch])
             finally:
                 hands.release(index)
             if state.leaving():
