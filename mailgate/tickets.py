@@ -11,6 +11,7 @@ from datetime import datetime
 
 from sqlalchemy import bindparam, case, func, update
 from sqlalchemy.orm import make_transient_to_detached
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlmodel import Session, select
 
 from mailgate import blobio, msgids, quotes
@@ -45,6 +46,8 @@ _TICKET_COLUMNS = [column.name for column in _TICKETS.columns if column.name != 
 _ARTICLES = Article.__table__
 _ARTICLE = _ARTICLES.insert().returning(_ARTICLES.c.id)
 _ATTACHMENT = Attachment.__table__.insert()
+_TOUCH = (update(_TICKETS).where(_TICKETS.c.id == bindparam("ticket_id"))
+          .values(updated_at=bindparam("updated_at")))
 _INTERNAL = (update(_ARTICLES).where(_ARTICLES.c.id == bindparam("article_id"))
              .values(internal=bindparam("internal")))
 _EVENT = Event.__table__.insert()
@@ -118,8 +121,18 @@ def add_article(session: Session, ticket: Ticket, mail: ParsedMail, *, spool_id:
     ).scalar_one()
     for item in mail.attachments:
         _attach(session, ticket, article_id, item, max_attachment_size, now)
-    change(ticket, updated_at=now)
+    touch(session, ticket, now)
     return article_id
+
+
+def touch(session: Session, ticket: Ticket, now: datetime) -> None:
+    """Set the ticket's ``updated_at`` to ``now`` by a statement of its own.  Set on
+    the ORM object, that one attribute made the next statement flush the ticket
+    through the unit of work (a dependency sort with its cycle search each time):
+    about 0.3 ms a reply, 5 % of the pipeline (bench/RESULTS.md)."""
+    if ticket.updated_at != now:
+        execute(session, _TOUCH, ticket_id=ticket.id, updated_at=now)
+        set_committed_value(ticket, "updated_at", now)
 
 
 def change(ticket: Ticket, **values) -> None:
