@@ -26,7 +26,6 @@ class Hands:
     (spool ids start at 1)."""
 
     def __init__(self, count: int, context):
-        self.count = count
         self.table = context.RawArray("q", count * SLOTS)
 
     def others(self, index: int) -> set[int]:

@@ -129,7 +129,7 @@ def touch(session: Session, ticket: Ticket, now: datetime) -> None:
     """Set the ticket's ``updated_at`` to ``now`` by a statement of its own.  Set on
     the ORM object, that one attribute made the next statement flush the ticket
     through the unit of work (a dependency sort with its cycle search each time):
-    about 0.3 ms a reply, 5 % of the pipeline (bench/RESULTS.md)."""
+    1.6 % of the pipeline's instructions a mail (bench/RESULTS.md, twelfth round)."""
     if ticket.updated_at != now:
         execute(session, _TOUCH, ticket_id=ticket.id, updated_at=now)
         set_committed_value(ticket, "updated_at", now)

@@ -238,8 +238,9 @@ def drain(engine: Engine, transport: Transport, config: OutboundConfig, now: dat
 
 def _due_statement():
     """The rows due at ``:now``, oldest first, ``:most`` at most, with their sizes;
-    built once at import: building it (its alias and subquery) cost 1.6 ms of CPU a
-    batch, more than the rest of a small batch's statements (bench/RESULTS.md).
+    built once at import: building it (its alias and subquery) cost 1.6 ms a batch
+    under cProfile, more than the rest of a small batch's statements
+    (bench/RESULTS.md, twelfth round).
 
     A row with an older queued mail about the same ticket to the same address waits:
     after a relay outage the backoffs of the two may fall due in either order, and the
