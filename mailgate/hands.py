@@ -55,4 +55,4 @@ class Hands:
 
     def release(self, index: int) -> None:
         """Worker ``index`` holds nothing (its run ended, or it starts afresh)."""
-        self.hold(index, ())
+        self._write(index, [])

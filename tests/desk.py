@@ -51,10 +51,15 @@ class Desk:
     def deliver(self, msg: EmailMessage | bytes, *, rcpt: str = "hd@example.com",
                 mail_from: str | None = "sender@example.net", door: str = "smtp"):
         """Spool and process one message; returns the pipeline's Result (None if a dupe)."""
+        return pipeline.process(self.svc, self.spool(msg, rcpt=rcpt, mail_from=mail_from,
+                                                     door=door))
+
+    def spool(self, msg: EmailMessage | bytes, *, rcpt: str = "hd@example.com",
+              mail_from: str | None = "sender@example.net", door: str = "smtp") -> int:
+        """Spool one message as ``door`` delivered it, without processing it; its id."""
         raw = msg if isinstance(msg, bytes) else msg.as_bytes(policy=email.policy.SMTP)
-        stored = spool.intake(self.svc.engine, raw, door=door, mail_from=mail_from,
-                              rcpt_tos=[rcpt], now=self.clock())
-        return pipeline.process(self.svc, stored.spool_id)
+        return spool.intake(self.svc.engine, raw, door=door, mail_from=mail_from,
+                            rcpt_tos=[rcpt], now=self.clock()).spool_id
 
     def view(self, number: int = 10000) -> dict:
         """``tickets show --json`` of ticket ``number``, read in-process."""

@@ -3,10 +3,8 @@ reads and parses it; rows that their worker leaves go to another one."""
 
 from __future__ import annotations
 
-import email.policy
 import multiprocessing
 
-from mailgate import spool
 from mailgate.hands import SLOTS, Hands
 from mailgate.workers import share, take
 from tests.desk import Desk
@@ -17,12 +15,8 @@ CONTEXT = multiprocessing.get_context("spawn")
 
 def spooled(desk: Desk, count: int) -> list[int]:
     """``count`` pending rows, not processed."""
-    ids = []
-    for n in range(count):
-        raw = mail("mario@acme.it", f"Request {n}").as_bytes(policy=email.policy.SMTP)
-        ids.append(spool.intake(desk.svc.engine, raw, door="smtp", mail_from="mario@acme.it",
-                                rcpt_tos=["hd@example.com"], now=desk.clock()).spool_id)
-    return ids
+    return [desk.spool(mail("mario@acme.it", f"Request {n}"), mail_from="mario@acme.it")
+            for n in range(count)]
 
 
 def test_a_worker_sees_what_the_others_hold_and_not_its_own():
