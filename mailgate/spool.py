@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session, select
 
 from mailgate import blobio, hotsql
-from mailgate.db import execute, session_scope, upserts
+from mailgate.db import checkpoint_later, execute, session_scope, upserts
 from mailgate.message import MSGID_RE
 from mailgate.models import Spool, SpoolRaw, loaded
 
@@ -123,10 +123,11 @@ def intake_many(engine: Engine, items: list[Incoming]) -> list[Intake]:
     """Commit ``items`` in one transaction, so that one disk flush makes all of them
     durable (group commit); raises only when the database fails, and then none of
     them is stored.  A message whose dedupe key is there already, or earlier in the
-    same batch, is not stored again and comes back with ``duplicate`` set.
+    same batch, is not stored again and comes back with ``duplicate`` set.  The
+    commit leaves SQLite's checkpoint to the other writers (``db.checkpoint_later``).
     """
     stored = []
-    with engine.begin() as conn:
+    with engine.connect() as conn, checkpoint_later(conn), conn.begin():
         for item in items:
             key, message_id = dedupe_key(item.raw)
             new_id = _insert(conn, item, key, message_id)
