@@ -48,7 +48,7 @@ KEYS = {
              "mailgate_pipe_alone_msgs_per_s"],
     "memory": ["big_attachment_peak_rss_mb", "big_attachment_limit_mb", "rss_after_soak_mb",
                "soak_growth_mb"],
-    "scale": ["e2e_msgs_per_s_1m_tickets", "preloaded_tickets"],
+    "scale": ["e2e_msgs_per_s_1m_tickets", "scale_empty_msgs_per_s", "preloaded_tickets"],
 }
 
 
