@@ -80,6 +80,13 @@ class FailedRecipient:
     action: str = "failed"  # RFC 3464 §2.3.3 Action: "failed" (or "delayed")
     diagnostic: str = ""    # Diagnostic-Code, or the MTA's own words for it
 
+    def __post_init__(self):
+        # Read from the raw bounce, not from the parsed mail, whose texts are already
+        # without NUL (message.py): PostgreSQL cannot store NUL in a text column, and
+        # the address and the reason are written to the contact.
+        self.address, self.status, self.diagnostic = (
+            without_nul(self.address), without_nul(self.status), without_nul(self.diagnostic))
+
 
 @dataclass
 class BounceReport:
@@ -111,10 +118,19 @@ def parse_bounce(raw: bytes, mail: ParsedMail) -> BounceReport:
     except Exception:  # noqa: BLE001 - same: keep what the other half finds
         log.debug("no recipients read from bounce", exc_info=True)
     try:
-        report.original_message_id, report.original_references = bounce.original_ids()
+        message_id, references = bounce.original_ids()
     except Exception:  # noqa: BLE001
         log.debug("no original read from bounce", exc_info=True)
+        return report
+    # Looked up in the database: on PostgreSQL a NUL in a parameter raises.
+    report.original_message_id = message_id and without_nul(message_id)
+    report.original_references = [without_nul(ref) for ref in references]
     return report
+
+
+def without_nul(text: str) -> str:
+    """``text`` without NUL characters (RFC 5322 §2.2 and §3.5 exclude them)."""
+    return text.replace("\x00", "")
 
 
 class _Bounce:

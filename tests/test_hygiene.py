@@ -158,3 +158,17 @@ def test_hostile_shapes_end_processed_or_ignored(tmp_path, name, raw):
     desk = Desk(tmp_path)
     result = desk.deliver(raw)
     assert result.state in ("processed", "ignored"), f"{name}: {result}"
+
+
+def test_a_bounce_with_nul_in_its_text_is_read_without_it(tmp_path):
+    # Found by hypothesis on PostgreSQL, which cannot store NUL in a text column: the
+    # bounce is read from the raw message, whose text still holds it.
+    desk = Desk(tmp_path)
+    raw = (b"Message-ID: <ef27403b@fuzz.example>\r\nFrom: <>\r\nTo: hd@example.com\r\n"
+           b"Subject: \r\nPrecedence: bulk\r\nContent-Type: text/plain; charset=\"utf-8\"\r\n"
+           b"\r\n\x000@0.0 \x00unknown user\r\n")
+    desk.deliver(raw, mail_from=None)
+    assert desk.home.query("SELECT state FROM spool") == [("ignored",)]
+    [(address, reason)] = desk.home.query(
+        "SELECT address, bounce_reason FROM contact WHERE bouncing_since IS NOT NULL")
+    assert "\x00" not in address + reason and "0@0.0" in reason
