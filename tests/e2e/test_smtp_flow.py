@@ -144,6 +144,20 @@ def test_unknown_recipient_is_refused_with_550(served):
     assert err.value.recipients["other@elsewhere.org"][0] == 550
 
 
+def test_a_control_character_in_the_sender_is_refused_with_553(served):
+    # RFC 5321 §4.1.2: no path holds one; on PostgreSQL a NUL would fail the spool's
+    # group commit, and with it the other sessions' mail of that commit.
+    good = mail("mario@acme.it", "after the bad sender")
+    with smtplib.SMTP("127.0.0.1", served.port, timeout=10) as client:
+        client.ehlo()
+        assert client.mail('"a\x00b"@example.net')[0] == 553
+        assert client.mail('"a\tb"@example.net')[0] == 553
+        client.send_message(good)  # the same session goes on
+    served.wait_settled(1)
+    assert [s for (s,) in served.query("SELECT mail_from FROM spool")] == ["mario@acme.it"]
+    assert ticket_of(served, good["Message-ID"])
+
+
 def test_message_over_the_size_limit_is_refused_with_552(served):
     big = mail("mario@acme.it", "huge")
     big.set_content(("y" * 76 + "\n") * 3000)  # about 230 kB; the limit is 200 kB
