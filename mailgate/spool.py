@@ -104,7 +104,10 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     headers = BytesHeaderParser(policy=compat32).parsebytes(raw[:end])
     found = MSGID_RE.findall(str(headers.get("Message-ID", "")))
     if found:
-        return f"mid:{found[0]}", found[0]
+        # Without NUL, as the parsed mail has it (message.py): PostgreSQL cannot store
+        # NUL, and one such row would fail the listener's whole group commit.
+        message_id = found[0].replace("\x00", "")
+        return f"mid:{message_id}", message_id
     return f"sha256:{hashlib.sha256(raw).hexdigest()}", None
 
 

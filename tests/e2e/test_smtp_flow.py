@@ -158,6 +158,15 @@ def test_a_control_character_in_the_sender_is_refused_with_553(served):
     assert ticket_of(served, good["Message-ID"])
 
 
+def test_a_nul_in_the_message_id_is_dropped_not_refused(served):
+    raw = (b"From: mario@acme.it\r\nTo: hd@example.com\r\nSubject: nul\r\n"
+           b"Message-ID: <n\x00ul@acme.it>\r\n\r\nThe printer is broken.\r\n")
+    with smtplib.SMTP("127.0.0.1", served.port, timeout=10) as client:
+        client.sendmail("mario@acme.it", ["hd@example.com"], raw)
+    served.wait_settled(1)
+    assert ticket_of(served, "<nul@acme.it>")
+
+
 def test_message_over_the_size_limit_is_refused_with_552(served):
     big = mail("mario@acme.it", "huge")
     big.set_content(("y" * 76 + "\n") * 3000)  # about 230 kB; the limit is 200 kB
