@@ -37,7 +37,7 @@ from email.message import Message
 from flufl.bounce import all_failures
 
 from mailgate.classify import is_feedback_report
-from mailgate.message import ADDRESS_RE, MSGID_RE, ParsedMail, decode_text
+from mailgate.message import ADDRESS_RE, MSGID_RE, ParsedMail, decode_text, without_nul
 
 log = logging.getLogger(__name__)
 # flufl.bounce logs every detector it runs, and a traceback for one that trips.
@@ -126,11 +126,6 @@ def parse_bounce(raw: bytes, mail: ParsedMail) -> BounceReport:
     report.original_message_id = message_id and without_nul(message_id)
     report.original_references = [without_nul(ref) for ref in references]
     return report
-
-
-def without_nul(text: str) -> str:
-    """``text`` without NUL characters (RFC 5322 §2.2 and §3.5 exclude them)."""
-    return text.replace("\x00", "")
 
 
 class _Bounce:

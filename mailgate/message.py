@@ -120,13 +120,19 @@ def _tree(raw: bytes) -> Message:
     return parser.close()
 
 
+def without_nul(text: str) -> str:
+    """``text`` without NUL characters: RFC 5322 §2.2 and §3.5 exclude them from a
+    message, and PostgreSQL cannot store them in a text column."""
+    return text.replace("\x00", "")
+
+
 def _without_nul(mail: ParsedMail) -> ParsedMail:
     """The mail with every NUL character removed from its decoded texts: NUL has no
     place in a message's text (RFC 5322 §2.2 and §3.5 exclude it) and PostgreSQL
     cannot store it in a text column."""
     def clean(value):
         if isinstance(value, str):
-            return value.replace("\x00", "")
+            return without_nul(value)
         if isinstance(value, list):
             return [clean(v) for v in value]
         if isinstance(value, dict):

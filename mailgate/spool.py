@@ -21,7 +21,7 @@ from sqlmodel import Session, select
 
 from mailgate import blobio, hotsql
 from mailgate.db import checkpoint_later, execute, session_scope, upserts
-from mailgate.message import MSGID_RE
+from mailgate.message import MSGID_RE, without_nul
 from mailgate.models import Spool, SpoolRaw, loaded
 
 PENDING, PROCESSED, IGNORED, FAILED = "pending", "processed", "ignored", "failed"
@@ -106,7 +106,7 @@ def dedupe_key(raw: bytes) -> tuple[str, str | None]:
     if found:
         # Without NUL, as the parsed mail has it (message.py): PostgreSQL cannot store
         # NUL, and one such row would fail the listener's whole group commit.
-        message_id = found[0].replace("\x00", "")
+        message_id = without_nul(found[0])
         return f"mid:{message_id}", message_id
     return f"sha256:{hashlib.sha256(raw).hexdigest()}", None
 
