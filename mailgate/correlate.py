@@ -21,12 +21,17 @@ from mailgate.models import Article, Ticket
 
 VIA_TOKEN, VIA_REFERENCE, VIA_SUBJECT = "token", "reference", "subject"
 
-# Built once (db.first).
-_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number"))
+# Built once (db.first).  FOR UPDATE: the ticket a mail lands on stays locked until the
+# mail's transaction ends.  On PostgreSQL two workers may process two mails about one
+# ticket at once; unlocked, both read the same state and both act on it (two managers'
+# decisions both taken, two ``#time`` adding to the same old total).  The second now
+# waits for the first and reads what it wrote.  SQLite has one writer at a time
+# (turns.py) and its dialect leaves the clause out.
+_BY_NUMBER = select(Ticket).where(Ticket.number == bindparam("number")).with_for_update()
 # The ticket of a message we received: joined, so the article's texts are not read.
 _BY_RECEIVED = (select(Ticket).join(Article, Article.ticket_id == Ticket.id)
                 .where(Article.message_id == bindparam("message_id"), Article.direction == "in")
-                .order_by(Article.id).limit(1))
+                .order_by(Article.id).limit(1).with_for_update(of=Ticket))
 
 # A bare tag: "#123" not preceded by a word character or "&" (HTML entities).
 _BARE_TAG = re.compile(r"(?<![\w&#])#(\d{1,9})\b")

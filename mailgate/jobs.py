@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from sqlalchemy import Select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, select
 
@@ -32,28 +34,61 @@ UNRESOLVED = ("new", "open", "waiting")
 
 def run_due(svc: Services, now: datetime) -> dict[str, int]:
     """Run every job once; how many tickets each one acted on."""
-    return {name: _each(svc, now, name, find, act) for name, find, act in JOBS}
+    return {job.name: _each(svc, now, job) for job in JOBS}
 
 
-def _each(svc: Services, now: datetime, name: str,
-          find: Callable[[Session, Services, datetime], list[tuple[int, str]]],
-          act: Callable) -> int:
-    """Act on every (ticket, deadline) ``find`` returns, each in its own transaction."""
-    with session_scope(svc.engine) as session:
-        due = find(session, svc, now)
+@dataclass(frozen=True)
+class Job:
+    """A job: the tickets whose deadline has come (``due``: a select of them), which
+    deadline that is, and what to do about it."""
+
+    name: str
+    due: Callable[[Services, datetime], Select]
+    deadline: Callable[[Ticket], datetime]
+    act: Callable
+
+
+def _each(svc: Services, now: datetime, job: Job) -> int:
+    """Act on every ticket ``job`` finds due, each in its own transaction."""
     done = 0
-    for ticket_id, deadline in due:
+    for ticket_id, deadline in _due_now(svc, job, now):
         try:
             with session_scope(svc.engine) as session:
-                session.add(JobMark(job=name, ticket_id=ticket_id, deadline=deadline, at=now))
+                ticket = _still_due(session, svc, job, now, ticket_id, deadline)
+                if ticket is None:
+                    continue
+                session.add(JobMark(job=job.name, ticket_id=ticket_id, deadline=deadline,
+                                    at=now))
                 session.flush()  # fails here when this deadline has fired already
-                act(_Job(svc, session, now), session.get(Ticket, ticket_id))
+                job.act(_Job(svc, session, now), ticket)
             done += 1
         except IntegrityError:
             continue  # another instance (or an earlier round) did it
     if done:
-        log.info("job %s acted on %d ticket(s)", name, done)
+        log.info("job %s acted on %d ticket(s)", job.name, done)
     return done
+
+
+def _due_now(svc: Services, job: Job, now: datetime) -> list[tuple[int, str]]:
+    """The (ticket id, deadline) pairs ``job`` finds due now."""
+    with session_scope(svc.engine) as session:
+        return [(t.id, job.deadline(t).isoformat()) for t in session.exec(job.due(svc, now))]
+
+
+def _still_due(session: Session, svc: Services, job: Job, now: datetime, ticket_id: int,
+               deadline: str) -> Ticket | None:
+    """The ticket, locked for this transaction, if it is still due at the same deadline.
+
+    Between the list and the act a reply may have changed it (reopened a resolved
+    ticket, taken it in charge, moved its ETA): the job acts on what the ticket is now,
+    and the lock keeps a concurrent worker's reply (PostgreSQL) from changing it under
+    the job; the reply then waits for the job and reads what it did.
+    """
+    query = job.due(svc, now).where(Ticket.id == ticket_id).with_for_update()
+    ticket = session.exec(query).first()
+    if ticket is None or job.deadline(ticket).isoformat() != deadline:
+        return None
+    return ticket
 
 
 class _Job:
@@ -83,12 +118,11 @@ def _mailbox(svc: Services) -> MailboxConfig:
 
 # --- SLA --------------------------------------------------------------------------------
 
-def _warn_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
-    query = select(Ticket).where(
+def _warn_due(svc: Services, now: datetime) -> Select:
+    return select(Ticket).where(
         Ticket.status.in_(OPEN_PHASES), Ticket.first_response_at.is_(None),
         Ticket.response_warn_at.is_not(None), Ticket.response_warn_at <= now,
         Ticket.response_due > now)
-    return [(t.id, t.response_due.isoformat()) for t in session.exec(query)]
 
 
 def _warn(job: _Job, ticket: Ticket) -> None:
@@ -99,11 +133,10 @@ def _warn(job: _Job, ticket: Ticket) -> None:
                    detail=f"take-charge due {ticket.response_due.isoformat()}")
 
 
-def _breach_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
-    query = select(Ticket).where(
+def _breach_due(svc: Services, now: datetime) -> Select:
+    return select(Ticket).where(
         Ticket.status.in_(OPEN_PHASES), Ticket.first_response_at.is_(None),
         Ticket.response_due.is_not(None), Ticket.response_due <= now)
-    return [(t.id, t.response_due.isoformat()) for t in session.exec(query)]
 
 
 def _breach(job: _Job, ticket: Ticket) -> None:
@@ -116,10 +149,9 @@ def _breach(job: _Job, ticket: Ticket) -> None:
 
 # --- ETA and auto-close -------------------------------------------------------------------
 
-def _eta_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
-    query = select(Ticket).where(Ticket.status.in_(UNRESOLVED), Ticket.eta.is_not(None),
-                                 Ticket.eta <= now)
-    return [(t.id, t.eta.isoformat()) for t in session.exec(query)]
+def _eta_due(svc: Services, now: datetime) -> Select:
+    return select(Ticket).where(Ticket.status.in_(UNRESOLVED), Ticket.eta.is_not(None),
+                                Ticket.eta <= now)
 
 
 def _eta(job: _Job, ticket: Ticket) -> None:
@@ -131,10 +163,9 @@ def _eta(job: _Job, ticket: Ticket) -> None:
                    detail=f"expected by {ticket.eta.isoformat()}")
 
 
-def _close_due(session: Session, svc: Services, now: datetime) -> list[tuple[int, str]]:
+def _close_due(svc: Services, now: datetime) -> Select:
     cutoff = now - timedelta(days=svc.config.tickets.auto_close_days)
-    query = select(Ticket).where(Ticket.status == "resolved", Ticket.resolved_at <= cutoff)
-    return [(t.id, t.resolved_at.isoformat()) for t in session.exec(query)]
+    return select(Ticket).where(Ticket.status == "resolved", Ticket.resolved_at <= cutoff)
 
 
 def _close(job: _Job, ticket: Ticket) -> None:
@@ -148,8 +179,8 @@ def _close(job: _Job, ticket: Ticket) -> None:
 
 
 JOBS = (
-    ("sla_warning", _warn_due, _warn),
-    ("sla_breach", _breach_due, _breach),
-    ("eta_delayed", _eta_due, _eta),
-    ("auto_close", _close_due, _close),
+    Job("sla_warning", _warn_due, lambda t: t.response_due, _warn),
+    Job("sla_breach", _breach_due, lambda t: t.response_due, _breach),
+    Job("eta_delayed", _eta_due, lambda t: t.eta, _eta),
+    Job("auto_close", _close_due, lambda t: t.resolved_at, _close),
 )

@@ -11,11 +11,14 @@ from __future__ import annotations
 import email
 import email.policy
 import smtplib
+import threading
 from dataclasses import dataclass
 from email.message import EmailMessage
 
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
+from mailgate import correlate, pipeline
 from mailgate.db import session_scope
 from mailgate.models import Outbox
 from tests.desk import Desk
@@ -82,3 +85,40 @@ class Served:
     def mails(self, to: str, subject_part: str = "") -> list[EmailMessage]:
         """Delivered mails to ``to`` whose subject holds ``subject_part``."""
         return [m for m in self.home.mails_to(to) if subject_part in str(m["Subject"])]
+
+
+def at_once(desk: Desk, monkeypatch, first: int, second: int) -> dict:
+    """Process spool rows ``first`` and ``second`` as two workers would on PostgreSQL,
+    interleaved: the first finds its ticket, then waits (at most 3 s) until the second
+    has found its own.  Reading tickets unlocked, both then act on what they read; with
+    the lock, the second waits for the first's transaction instead.
+
+    Returns each row's Result, or the OperationalError its transaction met (PostgreSQL
+    ends a deadlock by failing one of the two; a worker backs off and runs it again).
+    """
+    first_has_read, second_has_read = threading.Event(), threading.Event()
+    real_thread, outcomes = correlate.thread, {}
+
+    def thread(session, parsed, *args):
+        match = real_thread(session, parsed, *args)
+        if threading.current_thread() is worker:
+            first_has_read.set()
+            second_has_read.wait(timeout=3)
+        else:
+            second_has_read.set()
+        return match
+
+    def process(spool_id: int) -> None:
+        try:
+            outcomes[spool_id] = pipeline.process(desk.svc, spool_id)
+        except OperationalError as exc:
+            outcomes[spool_id] = exc
+
+    monkeypatch.setattr(correlate, "thread", thread)
+    worker = threading.Thread(target=process, args=(first,))
+    worker.start()
+    assert first_has_read.wait(timeout=30)
+    process(second)
+    worker.join()
+    monkeypatch.setattr(correlate, "thread", real_thread)
+    return outcomes

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests import dbs
 from tests.desk import Desk
 from tests.flowkit import (
     ALICE,
@@ -19,6 +20,7 @@ from tests.flowkit import (
     NO_AUTH,
     STAFF,
     Served,
+    at_once,
     body,
     events,
     sent,
@@ -140,6 +142,27 @@ def test_a_second_decision_changes_nothing(desk):
     shown = desk.view()
     assert (shown["status"], shown["approval"]) == ("open", "granted")
     assert "nothing waits for approval" in events(shown, "approval_refused")[0]["detail"]
+
+
+@pytest.mark.skipif(not dbs.POSTGRESQL, reason="SQLite has one writer at a time (turns.py); "
+                    "on PostgreSQL two workers can hold the same ticket at once")
+def test_two_decisions_at_once_apply_one_after_the_other(desk, monkeypatch):
+    """Two workers read the same waiting ticket at once: the second waits for the
+    first's transaction and sees its decision.  Unlocked, both saw ``pending`` and
+    both decided (an approval and a rejection mailed, the last write winning)."""
+    ask_access(desk)
+    [request] = sent(desk, BOSS, "approval_request")
+    approve, reject = (desk.spool(mail(BOSS, f"Re: {request['Subject']}", text,
+                                       in_reply_to=request["Message-ID"]))
+                       for text in ("#approve\n", "#reject troppo tardi\n"))
+    outcomes = at_once(desk, monkeypatch, approve, reject)
+    assert outcomes[approve].outcome == "threaded, approval granted"
+    assert outcomes[reject].outcome == "threaded"
+    shown = desk.view()
+    assert (shown["status"], shown["approval"]) == ("open", "granted")
+    assert "nothing waits for approval" in events(shown, "approval_refused")[0]["detail"]
+    assert len(sent(desk, MARIO, "approval_granted")) == 1
+    assert not sent(desk, MARIO, "approval_rejected")
 
 
 def test_staff_category_access_asks_the_managers(desk):

@@ -14,11 +14,15 @@ import email.policy
 from email.message import EmailMessage
 
 import pytest
+from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
+from mailgate import pipeline
 from mailgate.db import session_scope
 from mailgate.models import Outbox
+from tests import dbs
 from tests.desk import Desk
+from tests.flowkit import at_once
 from tests.helpers import mail
 
 NO_AUTH = 'auth = "none"\n'
@@ -301,6 +305,27 @@ def test_merge_moves_articles_and_participants_and_later_mail(desk):
     result = desk.deliver(mail(MARIO, "Re: [#10000] Printer", "Any news?\n"))
     assert result.ticket == 10001
     assert view(desk, 10001)["articles"][-1]["text"].startswith("Any news?")
+
+
+@pytest.mark.skipif(not dbs.POSTGRESQL, reason="SQLite has one writer at a time (turns.py); "
+                    "on PostgreSQL two workers can hold the two tickets at once")
+def test_two_tickets_merged_into_each_other_at_once_merge_once(desk, monkeypatch):
+    """Two staff mails merge two tickets into each other at the same moment.  One merge
+    happens and the other is refused: if both happened, each ticket would point at the
+    other and later mail would reach neither.  (Each merge writes to both tickets, so
+    the two transactions meet on the row locks, and PostgreSQL fails one of them.)"""
+    open_ticket(desk)
+    open_ticket(desk, "luigi@acme.it", "Scanner")
+    first = desk.spool(mail(ALICE, "Re: [#10000] Printer", "#merge 10001\n"))
+    second = desk.spool(mail(ALICE, "Re: [#10001] Scanner", "#merge 10000\n"))
+    for spool_id, outcome in at_once(desk, monkeypatch, first, second).items():
+        if isinstance(outcome, OperationalError):  # a deadlock: the worker runs it again
+            pipeline.process(desk.svc, spool_id)
+    shown = {n: view(desk, n) for n in (10000, 10001)}
+    assert sorted(v["status"] for v in shown.values()) == ["merged", "new"]
+    [live] = [n for n, v in shown.items() if v["status"] == "new"]
+    assert "is merged into" in text(sent(desk, ALICE, "command_error")[0])
+    assert desk.deliver(mail(MARIO, "Re: [#10000] Printer", "Any news?\n")).ticket == live
 
 
 def test_merge_into_another_companys_ticket_is_refused(desk):

@@ -101,6 +101,31 @@ def test_resolved_ticket_closes_itself_after_auto_close_days(tmp_path):
     assert jobs.run_due(desk.svc, desk.clock() + timedelta(days=9))["auto_close"] == 0
 
 
+def test_a_ticket_reopened_after_the_job_listed_it_stays_open(tmp_path, monkeypatch):
+    """The auto-close job lists the tickets due, then closes each in a transaction of
+    its own; a customer's reply that reopens one in between wins: the job acts on what
+    the ticket is when it acts, not on what its list said."""
+    desk = Desk(tmp_path)
+    number = desk.deliver(mail("mario@acme.it", "Printer jam")).ticket
+    set_ticket(desk, number, status="resolved", resolved_at=desk.clock())
+    desk.clock.advance(days=6)
+    listed = jobs._due_now
+
+    def then_a_reply(svc, job, now):
+        due = listed(svc, job, now)
+        if job.name == "auto_close" and due:
+            reply = desk.deliver(mail("mario@acme.it", f"Re: [#{number}] Printer jam",
+                                      "It jammed again this morning.\n"))
+            assert reply.ticket == number
+        return due
+
+    monkeypatch.setattr(jobs, "_due_now", then_a_reply)
+    assert jobs.run_due(desk.svc, desk.clock())["auto_close"] == 0
+    shown = desk.home.json("tickets", "show", str(number))
+    assert shown["status"] == "open"
+    assert "auto_closed" not in templates(desk, "mario@acme.it")
+
+
 def test_serve_runs_the_jobs_by_itself(tmp_path):
     home = make_home(tmp_path, extra='\n[jobs]\ninterval = "1s"\n')
     with serving(home):
