@@ -11,7 +11,7 @@ import subprocess
 import sys
 
 import pytest
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
 from mailgate import leases
@@ -19,7 +19,7 @@ from tests import dbs
 
 HOLDER = """
 import sys, time
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, text
 from mailgate import leases
 with leases.held(create_engine(sys.argv[1]), sys.argv[2]) as mine:
     print("held" if mine else "refused", flush=True)
@@ -72,3 +72,23 @@ def test_lock_keys_are_stable_signed_64_bit_numbers():
     key = leases.lock_key("imap a")
     assert key == leases.lock_key("imap a") != leases.lock_key("imap b")
     assert -2**63 <= key < 2**63
+
+
+def test_a_lease_whose_connection_ends_is_lost_and_free_for_another(url):
+    """A PostgreSQL restart ends the session that held the advisory lock: the holder
+    must learn that it holds the lease no more, since another instance may take it."""
+    if not url.startswith("postgresql"):
+        pytest.skip("on SQLite a lease is an flock, which only the holder's death ends")
+    engine = create_engine(url, poolclass=NullPool)
+    name = "imap hd@example.com@imap.example.com/INBOX"
+    with leases.held(engine, name) as lease:
+        assert lease and not lease.lost()
+        with engine.connect() as admin:
+            ended = admin.execute(text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")).scalars().all()
+        assert ended == [True]
+        assert lease.lost()
+        holder(url, name).kill()  # another process takes it meanwhile
+    with leases.held(engine, name) as lease:
+        assert lease and not lease.lost()

@@ -87,6 +87,10 @@ class Busy(RuntimeError):
     """Another instance on the same database is polling the account right now."""
 
 
+class LeaseLost(RuntimeError):
+    """The account's lease ended under its poller (the database's connection did)."""
+
+
 def lease_name(account: ImapConfig) -> str:
     """The lease (leases.py) that makes one instance at a time poll ``account``."""
     return f"imap {account.key}"
@@ -117,11 +121,15 @@ def watch(svc: Services, account: ImapConfig, stop: threading.Event,
     told = False
     while not stop.is_set():
         try:
-            with leases.held(svc.engine, lease_name(account)) as mine:
-                if mine:
+            with leases.held(svc.engine, lease_name(account)) as lease:
+                if lease:
                     log.info("imap %s: this instance polls the account", account.key)
-                    _watch_held(svc, account, stop, on_spooled)
+                    _watch_held(svc, account, stop, on_spooled, lease)
                     return
+        except LeaseLost as exc:
+            log.warning("imap %s: %s; stopped polling, taking the lease again", account.key,
+                        exc)
+            told = False
         except TRANSIENT_ERRORS as exc:
             log.warning("imap %s: cannot take the account's lease: %s", account.key, exc)
         else:
@@ -133,16 +141,18 @@ def watch(svc: Services, account: ImapConfig, stop: threading.Event,
 
 
 def _watch_held(svc: Services, account: ImapConfig, stop: threading.Event,
-                on_spooled: Callable[[], None]) -> None:
-    """The watch itself.  Never raises: a broken connection, a refused login or an
-    unreachable database is logged on one line and retried after a jittered
+                on_spooled: Callable[[], None], lease: leases.Lease) -> None:
+    """The watch itself.  Raises only LeaseLost: a broken connection, a refused login
+    or an unreachable database is logged on one line and retried after a jittered
     exponential backoff."""
     retry = Backoff()
     while not stop.is_set():
         try:
             with connected(account) as client:
-                _session(client, svc, account, stop, on_spooled, retry.reset)
+                _session(client, svc, account, stop, on_spooled, retry.reset, lease)
             return
+        except LeaseLost:
+            raise
         except (*CONNECTION_ERRORS, *TRANSIENT_ERRORS) as exc:
             delay = retry.next()
             log.warning("imap %s: %s: %s; reconnecting in %.1fs",
@@ -212,13 +222,18 @@ def _connect(account: ImapConfig) -> IMAPClient:
 
 
 def _session(client: IMAPClient, svc: Services, account: ImapConfig, stop: threading.Event,
-             on_spooled: Callable[[], None], healthy: Callable[[], None]) -> None:
-    """Poll, wait for news, poll again, until ``stop``; raises when the link breaks."""
+             on_spooled: Callable[[], None], healthy: Callable[[], None],
+             lease: leases.Lease) -> None:
+    """Poll, wait for news, poll again, until ``stop``; raises when the link breaks,
+    and LeaseLost when the lease is found lost before a poll: another instance may
+    be polling the account by then, and two pollers fetch every mail twice."""
     interval = parse_duration(account.poll_interval).total_seconds()
     use_idle = account.idle and client.has_capability("IDLE")
     log.info("imap %s: watching %s (%s)", account.key, account.folder,
              "IDLE" if use_idle else f"polling every {interval:g}s")
     while not stop.is_set():
+        if lease.lost():
+            raise LeaseLost("the account's lease ended with its database connection")
         result = _poll_until_quiet(client, svc, account, on_spooled, stop)
         healthy()
         if result.left:

@@ -9,6 +9,8 @@ import signal
 import time
 
 import pytest
+import sqlalchemy
+from sqlalchemy.pool import NullPool
 
 from mailgate.inbound.imap import LEASE_RETRY
 from tests.e2e.test_imap import append, folder_flags
@@ -18,6 +20,7 @@ pytestmark = pytest.mark.e2e
 
 POLLS = "this instance polls the account"
 WAITS = "polled by another instance; waiting to take over"
+LOST = "the account's lease ended with its database connection; stopped polling"
 
 
 def log_of(home) -> str:
@@ -80,3 +83,32 @@ def test_poll_once_while_serve_polls_says_so_and_exits_75(tmp_path, imap_user):
         done = home.cli("poll", "--once", check=False)
     assert done.returncode == 75
     assert "another instance is polling this account now; nothing fetched" in done.stderr
+
+
+def test_a_poller_whose_lease_ended_stops_and_the_other_takes_over(tmp_path, imap_user):
+    """A PostgreSQL restart ends the connection that holds the poller's lease (here
+    only that connection is ended).  Another instance takes the lease over; the old
+    poller must stop polling, not go on fetching every mail beside it."""
+    imap = imap_user.imap_toml(poll_interval="10m")
+    first = make_home(tmp_path / "first", extra=imap)
+    if not first.db_url.startswith("postgresql"):
+        pytest.skip("on SQLite a lease is an flock, which only the poller's death ends")
+    second = make_home(tmp_path / "second", extra=imap, upgrade=False)
+    second.use_database(first.db_url)
+    with serving(first), serving(second):
+        wait_for_log(first, POLLS, timeout=10)
+        wait_for_log(second, WAITS, timeout=10)
+        engine = sqlalchemy.create_engine(first.db_url, poolclass=NullPool)
+        with engine.connect() as conn:
+            ended = conn.execute(sqlalchemy.text(
+                "SELECT pg_terminate_backend(pid) FROM pg_locks "
+                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")).scalars().all()
+        assert ended == [True]
+        wait_for_log(second, POLLS, timeout=LEASE_RETRY + 5)
+        append(imap_user, mail("mario@acme.it", "After the lease ended"))
+        wait_for_log(first, LOST, timeout=30)
+        second.wait_settled(1, timeout=30)
+    [ticket] = second.json("tickets", "list")
+    assert ticket["subject"] == "After the lease ended"
+    assert len(folder_flags(imap_user, "Processed")) == 1
+    assert log_of(first).count(POLLS) == 1  # it did not take the lease back
