@@ -56,6 +56,12 @@ BATCH_SIZE = 16
 BATCH_SECONDS = 0.05
 # Parsed messages waiting for a batch hold their bytes and their tree in memory.
 BATCH_BYTES = 8 * 1024 * 1024
+# PostgreSQL ends a deadlock by failing one of the transactions (SQLSTATE 40P01; 40001
+# for a serialization failure): two workers that each locked a ticket the other then
+# needs (correlate.py).  The other goes on, so the failed one runs again at once, as
+# PostgreSQL's manual advises, rather than backing off as from an outage.
+CONFLICTS = ("40P01", "40001")
+CONFLICT_RETRIES = 3
 
 
 @dataclass
@@ -145,9 +151,11 @@ def process_batch(svc: Services, batch: deque[Prepared],
     Each message is processed as ``process`` describes: a failure marks it failed and
     undoes nothing of the others (see ``_one``).  A database that is unavailable rolls
     the whole transaction back (every message of it stays pending) and raises
-    OperationalError.  The log lines are written once the transaction has committed.
+    OperationalError; a transaction PostgreSQL failed to end a deadlock runs again.
+    The log lines are written once the transaction has committed.
     ``meanwhile`` works while another writer has the turn (``Turns``).
     """
+    conflicts = 0
     while True:
         taken: list[Prepared] = []
         try:
@@ -155,6 +163,15 @@ def process_batch(svc: Services, batch: deque[Prepared],
         except _Again:
             # Rolled back: the messages it had taken go again, in the same order, the
             # one that raised now in a savepoint of its own.
+            batch.extendleft(reversed(taken))
+            continue
+        except OperationalError as exc:
+            conflicts += 1
+            if getattr(exc.orig, "sqlstate", None) not in CONFLICTS or (
+                    conflicts > CONFLICT_RETRIES):
+                raise
+            log.info("a transaction of %d message(s) met another one's locks (%s); "
+                     "running it again", len(taken), exc.orig.sqlstate)
             batch.extendleft(reversed(taken))
             continue
         for item in done:
