@@ -53,7 +53,7 @@ import dkim
 from dkim.util import parse_tag_value
 
 from mailgate.config import StaffConfig
-from mailgate.message import ParsedMail
+from mailgate.message import ParsedMail, without_nul
 
 _COMMENT_RE = re.compile(r"\([^()]*\)")
 _AUTHSERV_RE = re.compile(r'\s*(?:"([^"]*)"|([^\s;()"]+))')
@@ -65,6 +65,11 @@ class AuthVerdict:
 
     ok: bool
     reason: str
+
+    def __post_init__(self):
+        # The reason quotes what the raw message says (Authentication-Results, DKIM
+        # tags), and it is recorded on the ticket: without NUL (message.without_nul).
+        object.__setattr__(self, "reason", without_nul(self.reason))
 
 
 def authenticate(

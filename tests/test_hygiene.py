@@ -172,3 +172,19 @@ def test_a_bounce_with_nul_in_its_text_is_read_without_it(tmp_path):
     [(address, reason)] = desk.home.query(
         "SELECT address, bounce_reason FROM contact WHERE bouncing_since IS NOT NULL")
     assert "\x00" not in address + reason and "0@0.0" in reason
+
+
+def test_a_staff_mail_with_nul_in_its_authentication_results_is_refused_not_failed(tmp_path):
+    # The reason an unauthenticated staff mail is refused quotes its Authentication-
+    # Results, read from the raw message (not the parsed one, whose texts hold no
+    # NUL); on PostgreSQL the event that records it failed the whole mail.
+    desk = Desk(tmp_path, extra_config='authserv_id = "mx.example.com"\n')
+    number = desk.deliver(mail("mario@acme.it", "Printer")).ticket
+    forged = mail("alice@example.com", f"Re: [#{number}] Printer", "#status open\n", headers={
+        "Authentication-Results": "mx.example.com; dkim=fail header.d=exa\x00mple.com"})
+    result = desk.deliver(forged.as_bytes())
+    why = "unreadable Authentication-Results of mx.example.com: Syntax error"
+    assert result.outcome.startswith(f"staff mail refused: {why}")
+    [refused] = [e for e in desk.view(number)["events"] if e["kind"] == "staff_auth_failed"]
+    assert refused["detail"].startswith(why) and "\x00" not in refused["detail"]
+    assert desk.view(number)["status"] == "new"
