@@ -121,3 +121,15 @@ def unavailable(url: str):
             yield
         finally:
             conn.exec_driver_sql(f"ALTER DATABASE {name} ALLOW_CONNECTIONS true")
+
+
+def end_lease_holders(url: str) -> list[bool]:
+    """End the sessions that hold an advisory lock (a lease, mailgate/leases.py) on
+    the PostgreSQL database ``url``, as a server restart would; what
+    ``pg_terminate_backend`` said of each."""
+    engine = sqlalchemy.create_engine(url, poolclass=NullPool)
+    with engine.connect() as conn:
+        return list(conn.execute(sqlalchemy.text(
+            "SELECT pg_terminate_backend(pid) FROM pg_locks WHERE locktype = 'advisory' "
+            "AND pid <> pg_backend_pid() AND database = "
+            "(SELECT oid FROM pg_database WHERE datname = current_database())")).scalars())

@@ -9,9 +9,10 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
+import time
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from sqlalchemy.pool import NullPool
 
 from mailgate import leases
@@ -19,7 +20,7 @@ from tests import dbs
 
 HOLDER = """
 import sys, time
-from sqlalchemy import create_engine, text
+from sqlalchemy import create_engine
 from mailgate import leases
 with leases.held(create_engine(sys.argv[1]), sys.argv[2]) as mine:
     print("held" if mine else "refused", flush=True)
@@ -83,12 +84,22 @@ def test_a_lease_whose_connection_ends_is_lost_and_free_for_another(url):
     name = "imap hd@example.com@imap.example.com/INBOX"
     with leases.held(engine, name) as lease:
         assert lease and not lease.lost()
-        with engine.connect() as admin:
-            ended = admin.execute(text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")).scalars().all()
-        assert ended == [True]
+        assert dbs.end_lease_holders(url) == [True]
         assert lease.lost()
-        holder(url, name).kill()  # another process takes it meanwhile
-    with leases.held(engine, name) as lease:
-        assert lease and not lease.lost()
+        other = holder(url, name)  # another process takes it meanwhile
+    other.kill()
+    other.wait()
+    assert taken_within(engine, name, seconds=10)  # and this one again once it is gone
+
+
+def taken_within(engine, name: str, seconds: float) -> bool:
+    """Whether this process takes the lease ``name`` within ``seconds`` (the server
+    ends a killed client's session as soon as it sees the connection closed)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        with leases.held(engine, name) as lease:
+            if lease and not lease.lost():
+                return True
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.1)

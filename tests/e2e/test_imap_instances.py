@@ -9,10 +9,9 @@ import signal
 import time
 
 import pytest
-import sqlalchemy
-from sqlalchemy.pool import NullPool
 
 from mailgate.inbound.imap import LEASE_RETRY
+from tests import dbs
 from tests.e2e.test_imap import append, folder_flags
 from tests.helpers import mail, make_home, serving, start_serve
 
@@ -98,12 +97,7 @@ def test_a_poller_whose_lease_ended_stops_and_the_other_takes_over(tmp_path, ima
     with serving(first), serving(second):
         wait_for_log(first, POLLS, timeout=10)
         wait_for_log(second, WAITS, timeout=10)
-        engine = sqlalchemy.create_engine(first.db_url, poolclass=NullPool)
-        with engine.connect() as conn:
-            ended = conn.execute(sqlalchemy.text(
-                "SELECT pg_terminate_backend(pid) FROM pg_locks "
-                "WHERE locktype = 'advisory' AND pid <> pg_backend_pid()")).scalars().all()
-        assert ended == [True]
+        assert dbs.end_lease_holders(first.db_url) == [True]
         wait_for_log(second, POLLS, timeout=LEASE_RETRY + 5)
         append(imap_user, mail("mario@acme.it", "After the lease ended"))
         wait_for_log(first, LOST, timeout=30)
