@@ -33,8 +33,11 @@ _BY_RECEIVED = (select(Ticket).join(Article, Article.ticket_id == Ticket.id)
                 .where(Article.message_id == bindparam("message_id"), Article.direction == "in")
                 .order_by(Article.id).limit(1).with_for_update(of=Ticket))
 
+# The most digits of a ticket number that a tag or a command names (an integer column
+# on PostgreSQL holds ten).
+MAX_TICKET_DIGITS = 9
 # A bare tag: "#123" not preceded by a word character or "&" (HTML entities).
-_BARE_TAG = re.compile(r"(?<![\w&#])#(\d{1,9})\b")
+_BARE_TAG = re.compile(rf"(?<![\w&#])#(\d{{1,{MAX_TICKET_DIGITS}}})\b")
 
 # Reply and forward prefixes that mail clients put before a subject, in the languages
 # of our customers: Re/R/RE, AW/WG (de), Fwd/FW/I/TR, SV/VS (nordic), Vá/Továbbítás (hu),
@@ -60,7 +63,8 @@ class SubjectTag:
     def __init__(self, fmt: str):
         self.fmt = fmt
         before, _, after = fmt.partition("{number}")
-        self._configured = re.compile(re.escape(before) + r"(\d{1,9})" + re.escape(after))
+        self._configured = re.compile(re.escape(before) + rf"(\d{{1,{MAX_TICKET_DIGITS}}})"
+                                      + re.escape(after))
 
     def format(self, number: int) -> str:
         """The tag for ticket ``number``, e.g. ``[#10001]``."""

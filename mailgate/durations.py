@@ -16,6 +16,9 @@ def parse_duration(text: str) -> timedelta:
     if not compact or "".join(n + u for n, u in parts) != compact:
         raise ValueError(f"{text!r} is not a duration like 30s, 15m, 4h, 2d or 1h30m")
     total = timedelta()
-    for number, unit in parts:
-        total += timedelta(**{_UNITS[unit]: float(number)})
+    try:
+        for number, unit in parts:
+            total += timedelta(**{_UNITS[unit]: float(number)})
+    except OverflowError as exc:  # past timedelta's 999,999,999 days
+        raise ValueError(f"{text!r} is longer than any duration can be") from exc
     return total

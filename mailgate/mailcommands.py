@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, select
 
 from mailgate import approvals, bizhours, complaints, handover, phases, tickets
+from mailgate.correlate import MAX_TICKET_DIGITS
 from mailgate.durations import parse_duration
 from mailgate.message import ADDRESS_RE
 from mailgate.models import Company, Ticket
@@ -27,6 +28,7 @@ from mailgate.policy import Policy
 CATEGORIES = ("user", "system", "infrastructure", *approvals.CATEGORIES, complaints.CATEGORY)
 DEFAULT_PRIORITIES = ("P1plus", "P1", "P2", "P3", "P4", "P7")
 _COMMAND_LINE = re.compile(r"^#([a-z]+)\b\s*(.*)$", re.IGNORECASE)
+_TICKET_NUMBER = re.compile(r"#?([0-9]+)")
 
 
 class CommandError(ValueError):
@@ -312,12 +314,16 @@ def _note(run: Run, args: str) -> Callable[[], str]:
 
 
 def _other_ticket(run: Run, args: str) -> Ticket:
-    if not args.lstrip("#").isdigit():
+    found = _TICKET_NUMBER.fullmatch(args)
+    if not found:
         raise CommandError("needs a ticket number")
-    number = int(args.lstrip("#"))
-    other = run.session.exec(select(Ticket).where(Ticket.number == number)).first()
+    digits = found.group(1).lstrip("0") or "0"
+    # Longer than a subject tag's number (correlate.py) is no ticket; asked for, it
+    # overflowed PostgreSQL's integer and failed the whole mail.
+    other = None if len(digits) > MAX_TICKET_DIGITS else run.session.exec(
+        select(Ticket).where(Ticket.number == int(digits))).first()
     if other is None:
-        raise CommandError(f"there is no ticket {number}")
+        raise CommandError(f"there is no ticket {digits}")
     if other.id == run.ticket.id:
         raise CommandError("names this very ticket")
     return other

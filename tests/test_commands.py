@@ -331,6 +331,24 @@ def test_two_tickets_merged_into_each_other_at_once_merge_once(desk, monkeypatch
     assert desk.deliver(mail(MARIO, "Re: [#10000] Printer", "Any news?\n")).ticket == live
 
 
+@pytest.mark.parametrize(("command", "why"), [
+    ("#merge 99999999999", "#merge 99999999999: there is no ticket 99999999999"),
+    ("#link 99999999999999999999999",
+     "#link 99999999999999999999999: there is no ticket 99999999999999999999999"),
+    ("#merge ²", "#merge ²: needs a ticket number"),
+    ("#time 99999999999h", "#time 99999999999h: '99999999999h' is longer than any duration"),
+])
+def test_a_number_too_big_for_a_ticket_or_a_duration_is_a_command_error(desk, command, why):
+    # These failed the whole mail (an integer or a timedelta overflowed, int("²")
+    # raised), so the staff member heard nothing; now they are told, like any typo.
+    open_ticket(desk)
+    result = staff(desk, f"{command}\n")
+    assert result.state == "processed"
+    assert result.outcome.startswith(f"staff mail refused: line 1: {why}")
+    assert why in refused(desk)
+    assert view(desk)["status"] == "new"
+
+
 def test_merge_into_another_companys_ticket_is_refused(desk):
     open_ticket(desk)
     open_ticket(desk, "janos@beta.hu", "Nyomtató")
